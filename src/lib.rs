@@ -1,0 +1,14 @@
+//! fota: a firmware-over-the-air client for microcontrollers.
+//!
+//! A sans-I/O core (`url`, `http`) with a session state machine (`session`)
+//! that talks to the world through small traits, and a C ABI (`ffi`) that
+//! adapts the C hook tables to those traits. No heap: every buffer is static
+//! or on the stack, with sizes fixed at build time.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod ffi;
+pub mod http;
+pub mod result;
+pub mod session;
+pub mod url;

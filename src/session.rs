@@ -1,0 +1,791 @@
+//! One request, start to finish: connect, send, read the head, stream the body
+//! into flash, finish. The session talks to the world only through the
+//! [`Transport`], [`Flash`] and [`System`] traits, so tests drive it with
+//! scripted doubles and the FFI layer with the C hook tables.
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+
+use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
+use crate::result::Error;
+use crate::url::{self, DeviceParams, Scheme, Url, FOTA_URL_MAX};
+
+/// Bytes of the receive buffer. A response head must fit in it (a longer head
+/// is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+pub const FOTA_RX_BUF: usize = 4096;
+/// Largest write granularity the flash hooks may declare.
+pub const FOTA_WRITE_GRANULARITY_MAX: u32 = 4096;
+/// Default overall deadline of a request (libfota2's default).
+pub const FOTA_DEFAULT_TIMEOUT_MS: u32 = 300_000;
+/// Default idle timeout: the longest wait for the next byte.
+pub const FOTA_DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
+/// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
+pub const FOTA_ABORT_SLICE_MS: u32 = 250;
+/// Pause between two `done()` polls while the flash reports busy.
+pub const FOTA_DONE_POLL_MS: u32 = 10;
+
+/// What a receive produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// This many bytes were stored at the start of the buffer (at least 1).
+    Data(usize),
+    /// Nothing arrived within the timeout.
+    Idle,
+    /// The peer closed the connection in an orderly way.
+    Closed,
+}
+
+/// A byte stream to one server (plain TCP, or TLS on top of it).
+pub trait Transport {
+    /// Opens the stream. Errors: `Connect` (or `Tls`).
+    fn connect(&mut self, host: &str, port: u16, timeout_ms: u32) -> Result<(), Error>;
+    /// Sends some of `data`; `Ok(0)` when nothing could be sent within the timeout.
+    fn send(&mut self, data: &[u8], timeout_ms: u32) -> Result<usize, Error>;
+    /// Receives into `buf`. A broken connection is `Err(Disconnected)`.
+    fn recv(&mut self, buf: &mut [u8], timeout_ms: u32) -> Result<Received, Error>;
+    /// Closes the stream; called once after every successful `connect`.
+    fn close(&mut self);
+}
+
+/// The update area in flash.
+pub trait Flash {
+    /// Write granularity: 0 for any, else a power of two up to
+    /// [`FOTA_WRITE_GRANULARITY_MAX`]; writes are then whole aligned blocks
+    /// except the last.
+    fn granularity(&self) -> u32;
+    /// Prepares the area for an image of `image_len` bytes (0 = unknown).
+    fn init(&mut self, image_len: u32) -> Result<(), Error>;
+    /// Writes `data` at `offset` from the start of the image.
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Error>;
+    /// `Ok(true)` when the area is finished, `Ok(false)` while still busy.
+    fn done(&mut self) -> Result<bool, Error>;
+    /// Commits the image for the bootloader, or discards it.
+    fn end(&mut self, commit: bool) -> Result<(), Error>;
+}
+
+/// Log levels, as passed to the log hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Clock, sleep, log and progress reporting.
+pub trait System {
+    /// Milliseconds from a monotonic clock; wraps around.
+    fn now_ms(&mut self) -> u32;
+    /// Blocks the calling task for `ms` milliseconds.
+    fn sleep_ms(&mut self, ms: u32);
+    /// A log line (without a line terminator).
+    fn log(&mut self, level: Level, msg: &str);
+    /// Called after each flash write with the bytes written so far and the
+    /// total (0 if unknown).
+    fn progress(&mut self, written: u32, total: u32);
+}
+
+/// What a request does, as the session needs it (the FFI layer fills it from
+/// `fota_opts_t`).
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// Custom URL; `None` for the LuatOS IoT platform.
+    pub url: Option<&'a str>,
+    /// Device parameters appended to the URL.
+    pub params: DeviceParams<'a>,
+    /// Port when the URL has none (0: the scheme's default).
+    pub port: u16,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Extra header lines, `"Name: value"` separated by CRLF.
+    pub headers: &'a [u8],
+    /// Request body (sent with a `Content-Length` when not empty).
+    pub body: &'a [u8],
+    /// Most bytes the update area holds (0: no limit).
+    pub max_len: u32,
+    /// Overall deadline in milliseconds.
+    pub timeout_ms: u32,
+    /// Longest wait for the next byte in milliseconds.
+    pub idle_timeout_ms: u32,
+    /// Redirects followed (0: a 3xx is "no update", as in libfota).
+    pub max_redirects: u8,
+    /// Whether the URL may be logged (it carries the device parameters).
+    pub show_url: bool,
+}
+
+/// Request states reported by `fota_get_progress()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    Idle = 0,
+    Connecting = 1,
+    Sending = 2,
+    ReceivingHead = 3,
+    Downloading = 4,
+    Finishing = 5,
+}
+
+/// Live figures of the running request, readable from any task (atomics).
+pub struct Status {
+    state: AtomicU32,
+    written: AtomicU32,
+    total: AtomicU32,
+    retries: AtomicU32,
+    http_status: AtomicU32,
+    platform_code: AtomicI32,
+    abort: AtomicBool,
+    running: AtomicBool,
+}
+
+/// A copy of [`Status`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub state: u32,
+    pub written: u32,
+    pub total: u32,
+    pub retries: u32,
+    pub http_status: u32,
+    pub platform_code: i32,
+}
+
+impl Status {
+    /// All zero, idle.
+    pub const fn new() -> Self {
+        Status {
+            state: AtomicU32::new(0),
+            written: AtomicU32::new(0),
+            total: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
+            http_status: AtomicU32::new(0),
+            platform_code: AtomicI32::new(0),
+            abort: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Current figures.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: self.state.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            http_status: self.http_status.load(Ordering::Relaxed),
+            platform_code: self.platform_code.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Asks the running request to stop; a no-op when none runs.
+    pub fn request_abort(&self) {
+        if self.running.load(Ordering::Acquire) {
+            self.abort.store(true, Ordering::Release);
+        }
+    }
+
+    fn begin(&self) {
+        self.abort.store(false, Ordering::Release);
+        self.written.store(0, Ordering::Relaxed);
+        self.total.store(0, Ordering::Relaxed);
+        self.retries.store(0, Ordering::Relaxed);
+        self.http_status.store(0, Ordering::Relaxed);
+        self.platform_code.store(0, Ordering::Relaxed);
+        self.set_state(State::Idle);
+        self.running.store(true, Ordering::Release);
+    }
+
+    fn finish(&self) {
+        self.running.store(false, Ordering::Release);
+        self.abort.store(false, Ordering::Release);
+        self.set_state(State::Idle);
+    }
+
+    fn set_state(&self, state: State) {
+        self.state.store(state as u32, Ordering::Relaxed);
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Acquire)
+    }
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The buffers of one request; owned by whoever holds the request lock.
+pub struct Workspace {
+    rx: [u8; FOTA_RX_BUF],
+    /// Two URL buffers: the current URL and the target of a redirect.
+    urls: [[u8; FOTA_URL_MAX]; 2],
+}
+
+impl Workspace {
+    /// Zeroed buffers (placed in `.bss` when static).
+    pub const fn new() -> Self {
+        Workspace {
+            rx: [0; FOTA_RX_BUF],
+            urls: [[0; FOTA_URL_MAX]; 2],
+        }
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs one request to its end. The flash is committed only when `Ok(())`.
+pub fn run<T: Transport, F: Flash, S: System>(
+    ws: &mut Workspace,
+    net: &mut T,
+    flash: &mut F,
+    sys: &mut S,
+    status: &Status,
+    opts: &Options<'_>,
+) -> Result<(), Error> {
+    status.begin();
+    let start = sys.now_ms();
+    let mut session = Session {
+        net,
+        flash,
+        sys,
+        status,
+        opts,
+        start,
+        spent_ms: 0,
+        flash_open: false,
+    };
+    let outcome = session.request(ws);
+    if outcome.is_err() && session.flash_open {
+        // The image is incomplete or failed a check: never leave it marked good.
+        let _ = session.flash.end(false);
+    }
+    if let Err(e) = outcome {
+        let mut line = Line::new();
+        line.push("request ended: ");
+        line.push(crate::result::name(e as i32).to_str().unwrap_or_default());
+        session.log(Level::Warn, &line);
+    }
+    status.finish();
+    outcome
+}
+
+/// What to do with a response, decided from its head.
+enum Verdict {
+    /// The image was stored and committed.
+    Done,
+    /// Follow the `Location` found at this range of the receive buffer.
+    Redirect(core::ops::Range<usize>),
+}
+
+/// Where the bytes of a body go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Into flash, in order.
+    Flash,
+    /// Kept at the start of the buffer, to be read as a refusal.
+    Buffer,
+}
+
+/// Time without progress on one connection; see [`Session::wait`].
+struct Idle {
+    since: u32,
+    waited_ms: u32,
+}
+
+struct Session<'s, T, F, S> {
+    net: &'s mut T,
+    flash: &'s mut F,
+    sys: &'s mut S,
+    status: &'s Status,
+    opts: &'s Options<'s>,
+    start: u32,
+    /// Milliseconds known to have passed in waits and sleeps: keeps the
+    /// deadline even when the clock hook does not advance.
+    spent_ms: u32,
+    /// `init` succeeded and `end` was not called yet.
+    flash_open: bool,
+}
+
+impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
+    fn request(&mut self, ws: &mut Workspace) -> Result<(), Error> {
+        let extra_ends_with_crlf = http::check_extra_headers(self.opts.headers)?;
+        let granularity = self.flash.granularity();
+        if granularity > FOTA_WRITE_GRANULARITY_MAX
+            || (granularity != 0 && !granularity.is_power_of_two())
+        {
+            return Err(Error::InvalidArg);
+        }
+        let [first, second] = &mut ws.urls;
+        let (mut current, mut spare) = (first, second);
+        let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
+        let mut redirects_left = self.opts.max_redirects;
+        loop {
+            let text = current
+                .get(..url_len)
+                .and_then(|b| core::str::from_utf8(b).ok())
+                .ok_or(Error::Url)?;
+            let target = url::parse(text)?;
+            if target.scheme == Scheme::Https {
+                self.log(Level::Error, &Line::from("https:// needs the tls feature"));
+                return Err(Error::Url);
+            }
+            if self.opts.show_url {
+                let mut line = Line::from(self.opts.method);
+                line.push(" ");
+                line.push(text);
+                self.log(Level::Info, &line);
+            }
+            let port = target.effective_port(self.opts.port);
+            self.check_abort()?;
+            self.status.set_state(State::Connecting);
+            let connect_timeout = self.left()?.min(self.opts.idle_timeout_ms);
+            self.net.connect(target.host, port, connect_timeout)?;
+            let exchange = self.exchange(
+                &mut ws.rx,
+                &target,
+                port,
+                extra_ends_with_crlf,
+                redirects_left > 0,
+            );
+            self.net.close();
+            match exchange? {
+                Verdict::Done => return Ok(()),
+                Verdict::Redirect(location) => {
+                    redirects_left = redirects_left.saturating_sub(1);
+                    let value = ws
+                        .rx
+                        .get(location)
+                        .and_then(|b| core::str::from_utf8(b).ok())
+                        .ok_or(Error::Response)?;
+                    url_len = url::resolve_location(spare, &target, value)?.len();
+                    core::mem::swap(&mut current, &mut spare);
+                }
+            }
+        }
+    }
+
+    /// Sends the request on the open connection and handles the response.
+    fn exchange(
+        &mut self,
+        rx: &mut [u8; FOTA_RX_BUF],
+        target: &Url<'_>,
+        port: u16,
+        extra_ends_with_crlf: bool,
+        may_redirect: bool,
+    ) -> Result<Verdict, Error> {
+        self.status.set_state(State::Sending);
+        let (host, out) = rx.split_at_mut(HOST_MAX);
+        let host_len = url::write_host_header(host, target, port)?;
+        let host = host
+            .get(..host_len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .ok_or(Error::Url)?;
+        let body = self.opts.body;
+        let head_len = http::write_request_head(
+            out,
+            &http::Request {
+                method: self.opts.method,
+                target: target.target,
+                host,
+                range_from: None,
+                if_range: None,
+                body_len: (!body.is_empty()).then_some(body.len()),
+            },
+        )?;
+        self.send_all(out.get(..head_len).ok_or(Error::Url)?)?;
+        let extra = self.opts.headers;
+        self.send_all(extra)?;
+        if !extra.is_empty() && !extra_ends_with_crlf {
+            self.send_all(b"\r\n")?;
+        }
+        self.send_all(b"\r\n")?;
+        self.send_all(body)?;
+
+        self.status.set_state(State::ReceivingHead);
+        let (head, filled) = self.read_head(rx)?;
+        self.status
+            .http_status
+            .store(u32::from(head.status), Ordering::Relaxed);
+        let mut line = Line::from("status ");
+        line.push_num(u64::from(head.status));
+        self.log(Level::Debug, &line);
+        match head.status {
+            200 | 206 => self.download(rx, &head, filled).map(|()| Verdict::Done),
+            301 | 302 | 303 | 307 | 308 if may_redirect => {
+                head.location.map(Verdict::Redirect).ok_or(Error::Response)
+            }
+            s if s >= 300 => Err(self.refusal(rx, &head, filled)),
+            _ => Err(Error::Response),
+        }
+    }
+
+    /// Reads until a final (non-1xx) response head is complete; returns it and
+    /// the bytes in `rx`.
+    fn read_head(&mut self, rx: &mut [u8; FOTA_RX_BUF]) -> Result<(Head, usize), Error> {
+        let head_request = self.opts.method == "HEAD";
+        let mut filled = 0;
+        let mut idle = self.idle();
+        loop {
+            match http::parse_head(rx.get(..filled).unwrap_or_default(), head_request)? {
+                Some(head) if (100..200).contains(&head.status) => {
+                    // Interim response: drop it and parse what follows.
+                    rx.copy_within(head.head_len.min(filled)..filled, 0);
+                    filled -= head.head_len.min(filled);
+                    continue;
+                }
+                Some(head) => return Ok((head, filled)),
+                None => {}
+            }
+            let free = rx.get_mut(filled..).unwrap_or_default();
+            if free.is_empty() {
+                return Err(Error::Response);
+            }
+            match self.receive(free, &mut idle)? {
+                Some(n) => filled += n,
+                None => return Err(Error::Disconnected),
+            }
+        }
+    }
+
+    /// Streams a 200/206 body into flash and commits it.
+    fn download(
+        &mut self,
+        rx: &mut [u8; FOTA_RX_BUF],
+        head: &Head,
+        filled: usize,
+    ) -> Result<(), Error> {
+        let length = match head.framing {
+            Framing::None | Framing::Length(0) => return Err(Error::Response),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked | Framing::UntilClose => None,
+        };
+        if head.status == 206 {
+            // No Range was asked for: only the whole image in one part is an image.
+            let whole = matches!(
+                (head.content_range, length),
+                (Some(r), Some(n)) if r.first == 0 && r.total == Some(n) && r.last.checked_add(1) == Some(n)
+            );
+            if !whole {
+                return Err(Error::Response);
+            }
+        }
+        let total = match length {
+            Some(n) => {
+                let n = u32::try_from(n).map_err(|_| Error::TooLarge)?;
+                if self.opts.max_len != 0 && n > self.opts.max_len {
+                    return Err(Error::TooLarge);
+                }
+                n
+            }
+            None => 0,
+        };
+        self.flash.init(total).map_err(|_| Error::Flash)?;
+        self.flash_open = true;
+        self.status.total.store(total, Ordering::Relaxed);
+        self.status.set_state(State::Downloading);
+        let written = self.body(rx, head, filled, Sink::Flash)?;
+        if written == 0 {
+            return Err(Error::Response);
+        }
+        self.finish_flash()
+    }
+
+    /// Reads a refusal body and turns it into the request's outcome.
+    fn refusal(&mut self, rx: &mut [u8; FOTA_RX_BUF], head: &Head, filled: usize) -> Error {
+        let kept = match self.body(rx, head, filled, Sink::Buffer) {
+            Ok(kept) => kept,
+            Err(Error::Aborted) => return Error::Aborted,
+            // The status already said "no update"; a broken body cannot change that.
+            Err(_) => 0,
+        };
+        let body = rx.get(..kept).unwrap_or_default();
+        match http::platform_code(body) {
+            Some(code) => {
+                self.status.platform_code.store(code, Ordering::Relaxed);
+                let mut line = Line::from("platform code ");
+                line.push_num(u64::from(code.unsigned_abs()));
+                self.log(Level::Info, &line);
+                if code == PLATFORM_ALREADY_NEWEST {
+                    Error::NoUpdate
+                } else {
+                    Error::Platform
+                }
+            }
+            None => Error::NoUpdate,
+        }
+    }
+
+    /// Decodes the body that starts at `rx[head.head_len..filled]` and goes on
+    /// on the connection. Data bytes are compacted to the start of `rx`; the
+    /// flash sink writes them out (whole granularity blocks while more
+    /// follows), the buffer sink keeps them until the buffer is full. Returns
+    /// the bytes written (flash) or kept (buffer).
+    fn body(
+        &mut self,
+        rx: &mut [u8; FOTA_RX_BUF],
+        head: &Head,
+        filled: usize,
+        sink: Sink,
+    ) -> Result<usize, Error> {
+        let granularity = self.flash.granularity() as usize;
+        let mut remaining = match head.framing {
+            Framing::Length(n) => n,
+            Framing::None => 0,
+            Framing::Chunked | Framing::UntilClose => u64::MAX,
+        };
+        let mut chunked = ChunkedDecoder::new();
+        // rx[..pending]: body bytes not yet written; rx[raw..end]: bytes not yet decoded.
+        let mut pending = 0usize;
+        let mut raw = head.head_len.min(filled);
+        let mut end = filled;
+        let mut written: u32 = 0;
+        let mut ended = remaining == 0;
+        let mut idle = self.idle();
+        loop {
+            while raw < end && !ended {
+                let input = rx.get(raw..end).unwrap_or_default();
+                let (skip, data) = if head.framing == Framing::Chunked {
+                    match chunked.step(input)? {
+                        ChunkStep::Framing { consumed: 0 } => break,
+                        ChunkStep::Framing { consumed } => (consumed, 0..0),
+                        ChunkStep::Data { range } => (range.end, range),
+                        ChunkStep::Done { .. } => {
+                            ended = true;
+                            (input.len(), 0..0)
+                        }
+                    }
+                } else {
+                    let take = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
+                    remaining -= take as u64;
+                    ended = remaining == 0;
+                    // Bytes past Content-Length are not part of the image.
+                    (input.len(), 0..take)
+                };
+                let len = data.len();
+                rx.copy_within(raw + data.start..raw + data.end, pending);
+                pending += len;
+                raw += skip;
+            }
+            if ended {
+                end = raw;
+            }
+            let ready = match sink {
+                Sink::Buffer if ended || end == rx.len() => return Ok(pending),
+                Sink::Buffer => 0,
+                Sink::Flash if ended || granularity == 0 => pending,
+                Sink::Flash => pending - pending % granularity,
+            };
+            if ready > 0 {
+                self.write(rx.get(..ready).unwrap_or_default(), written)?;
+                written = written.saturating_add(ready as u32);
+            }
+            if ended {
+                return Ok(written as usize);
+            }
+            // Keep the unwritten data and the undecoded bytes at the front,
+            // dropping what was written and the framing already decoded.
+            let tail = pending - ready;
+            rx.copy_within(ready..pending, 0);
+            rx.copy_within(raw..end, tail);
+            end = tail + (end - raw);
+            raw = tail;
+            pending = tail;
+            let free = rx.get_mut(end..).unwrap_or_default();
+            if free.is_empty() {
+                return Err(Error::Response);
+            }
+            match self.receive(free, &mut idle)? {
+                Some(n) => end += n,
+                None if head.framing == Framing::UntilClose || sink == Sink::Buffer => ended = true,
+                None => return Err(Error::Disconnected),
+            }
+        }
+    }
+
+    /// Writes one run of body bytes at `offset`, within `max_len`.
+    fn write(&mut self, data: &[u8], offset: u32) -> Result<(), Error> {
+        let next = u32::try_from(data.len())
+            .ok()
+            .and_then(|n| offset.checked_add(n))
+            .ok_or(Error::TooLarge)?;
+        if self.opts.max_len != 0 && next > self.opts.max_len {
+            return Err(Error::TooLarge);
+        }
+        self.check_abort()?;
+        self.flash.write(offset, data).map_err(|_| Error::Flash)?;
+        self.status.written.store(next, Ordering::Relaxed);
+        let total = self.status.total.load(Ordering::Relaxed);
+        self.sys.progress(next, total);
+        Ok(())
+    }
+
+    /// Polls `done()` until the flash is finished, then commits.
+    fn finish_flash(&mut self) -> Result<(), Error> {
+        self.status.set_state(State::Finishing);
+        loop {
+            self.check_abort()?;
+            if self.flash.done().map_err(|_| Error::Flash)? {
+                break;
+            }
+            self.left()?;
+            self.sys.sleep_ms(FOTA_DONE_POLL_MS);
+            self.spent_ms = self.spent_ms.saturating_add(FOTA_DONE_POLL_MS);
+        }
+        self.flash_open = false;
+        self.flash.end(true).map_err(|_| Error::Flash)
+    }
+
+    fn send_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        let mut idle = self.idle();
+        while !data.is_empty() {
+            let wait = self.wait(&mut idle)?;
+            match self.net.send(data, wait)? {
+                0 => self.waited(&mut idle, wait),
+                n => {
+                    data = data.get(n..).ok_or(Error::Disconnected)?;
+                    idle = self.idle();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives into `buf`: `Some(n)` bytes, or `None` when the peer closed.
+    fn receive(&mut self, buf: &mut [u8], idle: &mut Idle) -> Result<Option<usize>, Error> {
+        loop {
+            let wait = self.wait(idle)?;
+            match self.net.recv(buf, wait)? {
+                Received::Data(n) => {
+                    *idle = self.idle();
+                    return Ok(Some(n));
+                }
+                Received::Idle => self.waited(idle, wait),
+                Received::Closed => return Ok(None),
+            }
+        }
+    }
+
+    fn idle(&mut self) -> Idle {
+        Idle {
+            since: self.sys.now_ms(),
+            waited_ms: 0,
+        }
+    }
+
+    /// Timeout for the next wait: at most one abort slice, within the idle
+    /// timeout and the overall deadline.
+    fn wait(&mut self, idle: &mut Idle) -> Result<u32, Error> {
+        self.check_abort()?;
+        let now = self.sys.now_ms();
+        let left = self.left_at(now)?;
+        let idle_used = now.wrapping_sub(idle.since).max(idle.waited_ms);
+        match self.opts.idle_timeout_ms.checked_sub(idle_used) {
+            Some(idle_left) if idle_left > 0 => Ok(left.min(idle_left).min(FOTA_ABORT_SLICE_MS)),
+            _ => Err(Error::Timeout),
+        }
+    }
+
+    /// Records a wait that ended with nothing done.
+    fn waited(&mut self, idle: &mut Idle, wait: u32) {
+        idle.waited_ms = idle.waited_ms.saturating_add(wait);
+        self.spent_ms = self.spent_ms.saturating_add(wait);
+    }
+
+    /// Milliseconds left before the overall deadline, or `Timeout`.
+    fn left(&mut self) -> Result<u32, Error> {
+        let now = self.sys.now_ms();
+        self.left_at(now)
+    }
+
+    fn left_at(&self, now: u32) -> Result<u32, Error> {
+        let used = now.wrapping_sub(self.start).max(self.spent_ms);
+        match self.opts.timeout_ms.checked_sub(used) {
+            Some(left) if left > 0 => Ok(left),
+            _ => Err(Error::Timeout),
+        }
+    }
+
+    fn check_abort(&self) -> Result<(), Error> {
+        if self.status.aborted() {
+            Err(Error::Aborted)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn log(&mut self, level: Level, line: &Line) {
+        self.sys.log(level, line.as_str());
+    }
+}
+
+/// Platform refusal code meaning "already the newest version".
+const PLATFORM_ALREADY_NEWEST: i32 = 27;
+/// Room for the `Host` header value: a 253-byte name, brackets and a port.
+const HOST_MAX: usize = 272;
+
+/// A log line assembled without `core::fmt`, truncated at its capacity.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Line {
+            buf: [0; 160],
+            len: 0,
+        }
+    }
+
+    fn from(text: &str) -> Self {
+        let mut line = Line::new();
+        line.push(text);
+        line
+    }
+
+    fn push(&mut self, text: &str) {
+        for (slot, byte) in self.buf.iter_mut().skip(self.len).zip(text.bytes()) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn push_num(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        if let Some(s) = digits.get(i..).and_then(|d| core::str::from_utf8(d).ok()) {
+            self.push(s);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        let bytes = self.buf.get(..self.len).unwrap_or_default();
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s,
+            // Truncation split a UTF-8 sequence: keep the valid prefix.
+            Err(e) => bytes
+                .get(..e.valid_up_to())
+                .and_then(|b| core::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,964 @@
+//! Session tests over a scripted transport, a NOR-like RAM flash and a fake
+//! clock shared by both.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::string::String;
+use std::vec::Vec;
+
+use super::*;
+use crate::url::DeviceIdKind;
+
+/// Milliseconds, shared by the transport (which "waits") and the system.
+type Time = Rc<Cell<u32>>;
+
+/// How a scripted connection hands out its bytes.
+#[derive(Clone, Debug)]
+enum Split {
+    /// As much as the caller's buffer takes.
+    Whole,
+    /// At most this many bytes per `recv`.
+    Every(usize),
+    /// Pseudo-random sizes from 1 to the bound, from this seed.
+    Random(u64, usize),
+}
+
+/// What happens after the scripted bytes are out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Close,
+    Reset,
+    /// Nothing more arrives: every `recv` waits out its timeout.
+    Stall,
+}
+
+#[derive(Clone, Debug)]
+struct Conn {
+    response: Vec<u8>,
+    split: Split,
+    after: After,
+    /// Milliseconds that pass before each byte run (a slow server).
+    delay_ms: u32,
+}
+
+fn conn(response: &[u8]) -> Conn {
+    Conn {
+        response: response.to_vec(),
+        split: Split::Whole,
+        after: After::Close,
+        delay_ms: 0,
+    }
+}
+
+struct ScriptNet {
+    time: Time,
+    conns: Vec<Conn>,
+    refuse: bool,
+    current: Option<(Conn, usize, u64)>,
+    /// When a slow connection's next byte run is due.
+    ready_at: Option<u32>,
+    connects: Vec<(String, u16)>,
+    requests: Vec<Vec<u8>>,
+    closes: usize,
+}
+
+impl ScriptNet {
+    fn new(time: &Time, conns: Vec<Conn>) -> Self {
+        ScriptNet {
+            time: time.clone(),
+            conns,
+            refuse: false,
+            current: None,
+            ready_at: None,
+            connects: Vec::new(),
+            requests: Vec::new(),
+            closes: 0,
+        }
+    }
+
+    fn request_text(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.requests[i]).into_owned()
+    }
+}
+
+impl Transport for ScriptNet {
+    fn connect(&mut self, host: &str, port: u16, _timeout_ms: u32) -> Result<(), Error> {
+        self.connects.push((host.into(), port));
+        if self.refuse || self.conns.is_empty() {
+            return Err(Error::Connect);
+        }
+        let c = self.conns.remove(0);
+        let seed = match c.split {
+            Split::Random(seed, _) => seed,
+            _ => 0,
+        };
+        self.current = Some((c, 0, seed));
+        self.requests.push(Vec::new());
+        Ok(())
+    }
+
+    fn send(&mut self, data: &[u8], _timeout_ms: u32) -> Result<usize, Error> {
+        // Partial sends: at most 7 bytes at a time.
+        let n = data.len().min(7);
+        self.requests
+            .last_mut()
+            .unwrap()
+            .extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout_ms: u32) -> Result<Received, Error> {
+        let (c, pos, seed) = self.current.as_mut().expect("recv before connect");
+        let left = c.response.len() - *pos;
+        if left == 0 {
+            return match c.after {
+                After::Close => Ok(Received::Closed),
+                After::Reset => Err(Error::Disconnected),
+                After::Stall => {
+                    self.time.set(self.time.get().wrapping_add(timeout_ms));
+                    Ok(Received::Idle)
+                }
+            };
+        }
+        if c.delay_ms > 0 {
+            // The next run arrives `delay_ms` after the previous one.
+            let now = self.time.get();
+            let due = *self.ready_at.get_or_insert(now.wrapping_add(c.delay_ms));
+            let wait = due.wrapping_sub(now);
+            if wait > timeout_ms && wait < u32::MAX / 2 {
+                self.time.set(now.wrapping_add(timeout_ms));
+                return Ok(Received::Idle);
+            }
+            self.time.set(now.max(due));
+            self.ready_at = Some(self.time.get().wrapping_add(c.delay_ms));
+        }
+        let want = match c.split {
+            Split::Whole => left,
+            Split::Every(n) => n,
+            Split::Random(_, bound) => {
+                // xorshift64: repeatable split points.
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                1 + (*seed % bound as u64) as usize
+            }
+        };
+        let n = want.min(left).min(buf.len());
+        buf[..n].copy_from_slice(&c.response[*pos..*pos + n]);
+        *pos += n;
+        Ok(Received::Data(n))
+    }
+
+    fn close(&mut self) {
+        self.closes += 1;
+        self.current = None;
+    }
+}
+
+/// NOR-like flash: `init` erases to 0xFF, a write must hit erased bytes, in
+/// order, aligned to the granularity; faults on demand.
+struct RamFlash {
+    mem: Vec<u8>,
+    erased: bool,
+    granularity: u32,
+    next_offset: u32,
+    inits: Vec<u32>,
+    writes: Vec<(u32, usize)>,
+    ends: Vec<bool>,
+    fail_write_at: Option<usize>,
+    busy_polls: u32,
+    done_fails: bool,
+    end_fails: bool,
+    polls: u32,
+}
+
+impl RamFlash {
+    fn new() -> Self {
+        RamFlash {
+            mem: Vec::new(),
+            erased: false,
+            granularity: 0,
+            next_offset: 0,
+            inits: Vec::new(),
+            writes: Vec::new(),
+            ends: Vec::new(),
+            fail_write_at: None,
+            busy_polls: 0,
+            done_fails: false,
+            end_fails: false,
+            polls: 0,
+        }
+    }
+
+    fn image(&self) -> &[u8] {
+        &self.mem[..self.next_offset as usize]
+    }
+}
+
+impl Flash for RamFlash {
+    fn granularity(&self) -> u32 {
+        self.granularity
+    }
+
+    fn init(&mut self, image_len: u32) -> Result<(), Error> {
+        assert!(
+            self.ends.len() == self.inits.len(),
+            "init while an image is open"
+        );
+        self.inits.push(image_len);
+        self.mem = vec![0xFF; 2 << 20];
+        self.erased = true;
+        self.next_offset = 0;
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Error> {
+        assert!(self.erased, "write before init");
+        assert_eq!(offset, self.next_offset, "writes in order, without gaps");
+        if let Some(last) = self.writes.last() {
+            if self.granularity > 0 {
+                assert_eq!(
+                    last.1 % self.granularity as usize,
+                    0,
+                    "only the last write may be short"
+                );
+            }
+        }
+        if self.granularity > 0 {
+            assert_eq!(offset % self.granularity, 0, "aligned write");
+        }
+        assert!(!data.is_empty(), "empty write");
+        self.writes.push((offset, data.len()));
+        if self.fail_write_at == Some(self.writes.len()) {
+            return Err(Error::Flash);
+        }
+        let range = offset as usize..offset as usize + data.len();
+        assert!(
+            self.mem[range.clone()].iter().all(|&b| b == 0xFF),
+            "programming unerased bytes"
+        );
+        self.mem[range].copy_from_slice(data);
+        self.next_offset += data.len() as u32;
+        Ok(())
+    }
+
+    fn done(&mut self) -> Result<bool, Error> {
+        self.polls += 1;
+        if self.polls <= self.busy_polls {
+            return Ok(false);
+        }
+        if self.done_fails {
+            Err(Error::Flash)
+        } else {
+            Ok(true)
+        }
+    }
+
+    fn end(&mut self, commit: bool) -> Result<(), Error> {
+        self.ends.push(commit);
+        if self.end_fails {
+            Err(Error::Flash)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+struct FakeSys {
+    time: Time,
+    /// Milliseconds each clock read advances (0: a stuck clock).
+    tick: u32,
+    logs: Vec<(Level, String)>,
+    progress: Vec<(u32, u32)>,
+    /// Raise the abort flag at this progress call.
+    abort_at: Option<usize>,
+    status: Option<&'static Status>,
+}
+
+impl FakeSys {
+    fn new(time: &Time) -> Self {
+        FakeSys {
+            time: time.clone(),
+            tick: 1,
+            logs: Vec::new(),
+            progress: Vec::new(),
+            abort_at: None,
+            status: None,
+        }
+    }
+}
+
+impl System for FakeSys {
+    fn now_ms(&mut self) -> u32 {
+        self.time.set(self.time.get().wrapping_add(self.tick));
+        self.time.get()
+    }
+
+    fn sleep_ms(&mut self, ms: u32) {
+        self.time.set(self.time.get().wrapping_add(ms));
+    }
+
+    fn log(&mut self, level: Level, msg: &str) {
+        self.logs.push((level, msg.into()));
+    }
+
+    fn progress(&mut self, written: u32, total: u32) {
+        self.progress.push((written, total));
+        if self.abort_at == Some(self.progress.len()) {
+            self.status.unwrap().request_abort();
+        }
+    }
+}
+
+fn opts(url: &str) -> Options<'_> {
+    Options {
+        url: Some(url),
+        params: DeviceParams::default(),
+        port: 0,
+        method: "GET",
+        headers: b"",
+        body: b"",
+        max_len: 0,
+        timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
+        idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
+        max_redirects: 0,
+        show_url: true,
+    }
+}
+
+/// One request against `conns`, with the doubles returned for inspection.
+struct Run {
+    result: Result<(), Error>,
+    net: ScriptNet,
+    flash: RamFlash,
+    sys: FakeSys,
+    status: &'static Status,
+}
+
+#[track_caller]
+fn run_with(
+    o: &Options<'_>,
+    conns: Vec<Conn>,
+    setup: impl FnOnce(&mut ScriptNet, &mut RamFlash, &mut FakeSys),
+) -> Run {
+    let time: Time = Rc::new(Cell::new(1000));
+    let mut net = ScriptNet::new(&time, conns);
+    let mut flash = RamFlash::new();
+    let mut sys = FakeSys::new(&time);
+    // Each run owns its status (leaked: tests are short-lived).
+    let status: &'static Status = Box::leak(Box::new(Status::new()));
+    sys.status = Some(status);
+    setup(&mut net, &mut flash, &mut sys);
+    let mut ws = Box::new(Workspace::new());
+    let result = super::run(&mut ws, &mut net, &mut flash, &mut sys, status, o);
+    // Invariants of every request.
+    assert_eq!(
+        net.closes,
+        net.requests.len(),
+        "every connection closed once"
+    );
+    assert_eq!(
+        flash.ends.len(),
+        flash.inits.len(),
+        "end exactly once after every init"
+    );
+    if result.is_ok() {
+        assert_eq!(flash.ends, vec![true]);
+    } else {
+        assert!(
+            flash.ends.iter().all(|&c| !c) || flash.end_fails,
+            "no commit on failure"
+        );
+    }
+    if o.max_len > 0 {
+        assert!(flash.next_offset <= o.max_len, "written past max_len");
+    }
+    assert_eq!(status.snapshot().state, State::Idle as u32);
+    Run {
+        result,
+        net,
+        flash,
+        sys,
+        status,
+    }
+}
+
+#[track_caller]
+fn run(o: &Options<'_>, conns: Vec<Conn>) -> Run {
+    run_with(o, conns, |_, _, _| {})
+}
+
+fn image(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+fn response_200(body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"v1\"\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut rest = body;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes[i % sizes.len()].min(rest.len());
+        i += 1;
+        // Alternate hex case and add an extension now and then.
+        let size = if i % 2 == 0 {
+            format!("{n:x}")
+        } else {
+            format!("{n:X};ext=\"a b\"")
+        };
+        r.extend_from_slice(size.as_bytes());
+        r.extend_from_slice(b"\r\n");
+        r.extend_from_slice(&rest[..n]);
+        r.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+    }
+    r.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
+    r
+}
+
+const URL: &str = "http://fw.example.com/img.bin";
+
+// --- Success paths -------------------------------------------------------
+
+#[test]
+fn content_length_image_is_written_and_committed() {
+    let img = image(10_000);
+    let r = run(&opts(URL), vec![conn(&response_200(&img))]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
+    assert_eq!(r.flash.inits, vec![10_000]);
+    assert_eq!(r.net.connects, vec![("fw.example.com".into(), 80)]);
+    let snap = r.status.snapshot();
+    assert_eq!(
+        (snap.written, snap.total, snap.http_status),
+        (10_000, 10_000, 200)
+    );
+    assert_eq!(r.sys.progress.last(), Some(&(10_000, 10_000)));
+}
+
+#[test]
+fn one_mebibyte_is_identical_for_every_way_of_splitting_it() {
+    let img = image(1 << 20);
+    let body = response_200(&img);
+    for split in [
+        Split::Every(1),
+        Split::Random(7, 3000),
+        Split::Every(64 * 1024),
+    ] {
+        let mut c = conn(&body);
+        c.split = split.clone();
+        // A clock that only moves when the transport waits: a million reads
+        // must not be slowed down by the test's own clock.
+        let r = run_with(&opts(URL), vec![c], |_, _, s| s.tick = 0);
+        assert_eq!(r.result, Ok(()), "{split:?}");
+        assert!(r.flash.image() == &img[..], "{split:?}");
+    }
+}
+
+#[test]
+fn chunked_image_with_extensions_and_trailers() {
+    let img = image(70_000);
+    for sizes in [&[1usize][..], &[4096, 10, 8191], &[70_000]] {
+        let mut c = conn(&chunked(&img, sizes));
+        c.split = Split::Random(3, 5000);
+        let r = run(&opts(URL), vec![c]);
+        assert_eq!(r.result, Ok(()), "{sizes:?}");
+        assert!(r.flash.image() == &img[..]);
+        assert_eq!(r.flash.inits, vec![0], "length unknown in advance");
+    }
+}
+
+#[test]
+fn http10_body_read_until_close() {
+    let img = image(5000);
+    let mut resp = b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP\r\n\r\n".to_vec();
+    resp.extend_from_slice(&img);
+    let r = run(&opts(URL), vec![conn(&resp)]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
+}
+
+#[test]
+fn interim_responses_are_skipped() {
+    let img = image(100);
+    let mut resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n".to_vec();
+    resp.extend_from_slice(&response_200(&img));
+    let mut c = conn(&resp);
+    c.split = Split::Every(5);
+    let r = run(&opts(URL), vec![c]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
+}
+
+#[test]
+fn whole_image_as_206_is_accepted_a_part_is_not() {
+    let img = image(300);
+    let mut whole =
+        b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-299/300\r\nContent-Length: 300\r\n\r\n"
+            .to_vec();
+    whole.extend_from_slice(&img);
+    assert_eq!(run(&opts(URL), vec![conn(&whole)]).result, Ok(()));
+    let mut part =
+        b"HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-299/600\r\nContent-Length: 300\r\n\r\n"
+            .to_vec();
+    part.extend_from_slice(&img);
+    let r = run(&opts(URL), vec![conn(&part)]);
+    assert_eq!(r.result, Err(Error::Response));
+    assert!(r.flash.inits.is_empty());
+}
+
+#[test]
+fn bytes_past_content_length_are_ignored() {
+    let img = image(50);
+    let mut resp = response_200(&img);
+    resp.extend_from_slice(b"garbage after the body");
+    let r = run(&opts(URL), vec![conn(&resp)]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
+}
+
+// --- Write granularity ----------------------------------------------------
+
+#[test]
+fn granularity_gives_whole_aligned_blocks_except_the_last() {
+    let img = image(100_003);
+    for g in [1u32, 256, 4096] {
+        for body in [response_200(&img), chunked(&img, &[1000, 333])] {
+            let mut c = conn(&body);
+            c.split = Split::Random(u64::from(g), 2000);
+            let r = run_with(&opts(URL), vec![c], |_, f, _| f.granularity = g);
+            assert_eq!(r.result, Ok(()), "g={g}");
+            assert!(r.flash.image() == &img[..]);
+            let (last_off, last_len) = *r.flash.writes.last().unwrap();
+            assert_eq!(last_off as usize + last_len, img.len());
+        }
+    }
+}
+
+#[test]
+fn invalid_granularity_is_rejected_before_any_traffic() {
+    for g in [3u32, 8192] {
+        let r = run_with(&opts(URL), vec![], |_, f, _| f.granularity = g);
+        assert_eq!(r.result, Err(Error::InvalidArg));
+        assert!(r.net.connects.is_empty());
+    }
+}
+
+// --- The request ------------------------------------------------------------
+
+#[test]
+fn request_head_carries_host_agent_headers_and_body() {
+    let mut o = opts("http://[::1]:8080/fw/img.bin?x=%20y");
+    o.method = "POST";
+    o.headers = b"Authorization: Bearer t\r\nX-Dev: 1";
+    o.body = b"{\"v\":1}";
+    let r = run(&o, vec![conn(&response_200(b"x"))]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.net.connects, vec![("::1".into(), 8080)]);
+    let req = r.net.request_text(0);
+    let expected = concat!(
+        "POST /fw/img.bin?x=%20y HTTP/1.1\r\nHost: [::1]:8080\r\nUser-Agent: fota/",
+        env!("CARGO_PKG_VERSION"),
+        "\r\n"
+    );
+    assert!(req.starts_with(expected), "{req}");
+    assert!(req.contains("Content-Length: 7\r\n"));
+    assert!(
+        req.ends_with("\r\nAuthorization: Bearer t\r\nX-Dev: 1\r\n\r\n{\"v\":1}"),
+        "{req}"
+    );
+}
+
+#[test]
+fn port_option_applies_only_when_the_url_has_none() {
+    let mut o = opts("http://h/x");
+    o.port = 8081;
+    let r = run(&o, vec![conn(&response_200(b"x"))]);
+    assert_eq!(r.net.connects[0].1, 8081);
+    assert!(r.net.request_text(0).contains("Host: h:8081\r\n"));
+    let mut o = opts("http://h:9000/x");
+    o.port = 8081;
+    let r = run(&o, vec![conn(&response_200(b"x"))]);
+    assert_eq!(r.net.connects[0].1, 9000);
+}
+
+#[test]
+fn header_injection_is_refused_before_connecting() {
+    for bad in [
+        &b"X: a\r\n\r\nGET / HTTP/1.1"[..],
+        b"X: a\nY: b",
+        b"X: a\rb",
+        b"no colon",
+        b"\r\n",
+    ] {
+        let mut o = opts(URL);
+        o.headers = bad;
+        let r = run(&o, vec![conn(&response_200(b"x"))]);
+        assert_eq!(r.result, Err(Error::InvalidArg), "{bad:?}");
+        assert!(r.net.connects.is_empty());
+    }
+}
+
+#[test]
+fn platform_url_is_composed_and_sent() {
+    let mut o = opts(URL);
+    o.url = None;
+    o.params = DeviceParams {
+        device_id: Some((DeviceIdKind::Imei, "C81234567830")),
+        project_key: Some("b0wl key"),
+        firmware_name: Some("fotademo_LuatOS-SoC_AIR601"),
+        version: Some("1025.1.0"),
+    };
+    let r = run(&o, vec![conn(&response_200(b"x"))]);
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.net.connects, vec![("iot.openluat.com".into(), 80)]);
+    assert!(r.net.request_text(0).starts_with(
+        "GET /api/site/firmware_upgrade?imei=C81234567830&project_key=b0wl%20key&firmware_name=fotademo_LuatOS-SoC_AIR601&version=1025.1.0 HTTP/1.1\r\nHost: iot.openluat.com\r\n"
+    ));
+}
+
+#[test]
+fn platform_parameters_are_checked_without_traffic() {
+    let mut o = opts(URL);
+    o.url = None;
+    o.params.project_key = Some("k");
+    o.params.version = Some("1.2");
+    let r = run(&o, vec![]);
+    assert_eq!(r.result, Err(Error::PlatformParam));
+    assert!(r.net.connects.is_empty());
+    o.params.version = Some("1.2.3");
+    o.params.project_key = None;
+    assert_eq!(run(&o, vec![]).result, Err(Error::PlatformParam));
+}
+
+#[test]
+fn device_parameters_stay_out_of_the_log_without_show_url() {
+    let mut o = opts("http://h/x");
+    o.params.device_id = Some((DeviceIdKind::Imei, "SECRET-IMEI"));
+    o.show_url = false;
+    let r = run(
+        &o,
+        vec![conn(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")],
+    );
+    assert!(r.sys.logs.iter().all(|(_, m)| !m.contains("SECRET-IMEI")));
+    assert!(r.net.request_text(0).contains("imei=SECRET-IMEI"));
+    o.show_url = true;
+    let r = run(
+        &o,
+        vec![conn(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")],
+    );
+    assert!(r.sys.logs.iter().any(|(_, m)| m.contains("SECRET-IMEI")));
+}
+
+// --- Answers that are not an image ---------------------------------------
+
+#[test]
+fn status_300_and_above_is_no_update_and_never_touches_flash() {
+    for status in ["304 Not Modified", "404 Not Found", "500 Oops", "302 Found"] {
+        let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 5\r\nLocation: /x\r\n\r\nhello");
+        let r = run(&opts(URL), vec![conn(resp.as_bytes())]);
+        assert_eq!(r.result, Err(Error::NoUpdate), "{status}");
+        assert!(r.flash.inits.is_empty());
+    }
+}
+
+#[test]
+fn platform_refusal_codes() {
+    for (body, result, code) in [
+        (r#"{"code":27,"msg":"\u5df2\u662f"}"#, Error::NoUpdate, 27),
+        (r#"{"msg":"banned","code":40}"#, Error::Platform, 40),
+        (r#"{"code":43}"#, Error::Platform, 43),
+        ("not json", Error::NoUpdate, 0),
+    ] {
+        let chunked_resp = format!(
+            "HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        let plain = format!(
+            "HTTP/1.1 409 Conflict\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        for resp in [plain, chunked_resp] {
+            let mut c = conn(resp.as_bytes());
+            c.split = Split::Every(3);
+            let r = run(&opts(URL), vec![c]);
+            assert_eq!(r.result, Err(result), "{body}");
+            assert_eq!(r.status.snapshot().platform_code, code);
+            assert!(r.flash.inits.is_empty());
+        }
+    }
+}
+
+#[test]
+fn other_2xx_and_empty_bodies_are_bad_responses() {
+    for resp in [
+        &b"HTTP/1.1 204 No Content\r\n\r\n"[..],
+        b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let r = run(&opts(URL), vec![conn(resp)]);
+        assert_eq!(r.result, Err(Error::Response));
+        assert!(r.flash.inits.is_empty());
+    }
+    for resp in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"HTTP/1.0 200 OK\r\n\r\n",
+    ] {
+        let r = run(&opts(URL), vec![conn(resp)]);
+        assert_eq!(r.result, Err(Error::Response));
+        assert_eq!(r.flash.ends, vec![false]);
+    }
+}
+
+#[test]
+fn malformed_heads_and_chunks_are_bad_responses() {
+    let long_head = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(FOTA_RX_BUF));
+    let r = run(&opts(URL), vec![conn(long_head.as_bytes())]);
+    assert_eq!(r.result, Err(Error::Response));
+    let r = run(&opts(URL), vec![conn(b"SSH-2.0-OpenSSH\r\n\r\n")]);
+    assert_eq!(r.result, Err(Error::Response));
+    let r = run(
+        &opts(URL),
+        vec![conn(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX",
+        )],
+    );
+    assert_eq!(r.result, Err(Error::Response));
+    assert_eq!(r.flash.ends, vec![false]);
+    let r = run(
+        &opts(URL),
+        vec![conn(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        )],
+    );
+    assert_eq!(r.result, Err(Error::Response));
+}
+
+// --- Redirects ---------------------------------------------------------------
+
+#[test]
+fn redirects_are_followed_when_allowed() {
+    let img = image(500);
+    let mut o = opts("http://a.example/dir/start");
+    o.max_redirects = 2;
+    let r = run(
+        &o,
+        vec![
+            conn(b"HTTP/1.1 302 Found\r\nLocation: http://b.example:8080/fw/one\r\nContent-Length: 0\r\n\r\n"),
+            conn(b"HTTP/1.1 301 Moved\r\nLocation: two.bin\r\n\r\n"),
+            conn(&response_200(&img)),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
+    assert_eq!(r.net.connects[1], ("b.example".into(), 8080));
+    assert!(r
+        .net
+        .request_text(2)
+        .starts_with("GET /fw/two.bin HTTP/1.1\r\nHost: b.example:8080\r\n"));
+}
+
+#[test]
+fn redirect_budget_ends_in_no_update() {
+    let mut o = opts(URL);
+    o.max_redirects = 1;
+    let hop = conn(b"HTTP/1.1 307 Again\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
+    let r = run(&o, vec![hop.clone(), hop.clone(), hop]);
+    assert_eq!(r.result, Err(Error::NoUpdate));
+    assert_eq!(r.net.connects.len(), 2);
+    let r = run(
+        &o,
+        vec![conn(b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n")],
+    );
+    assert_eq!(r.result, Err(Error::Response), "redirect without Location");
+}
+
+// --- Limits --------------------------------------------------------------------
+
+#[test]
+fn content_length_above_max_len_fails_before_flash() {
+    let mut o = opts(URL);
+    o.max_len = 1000;
+    let r = run(&o, vec![conn(&response_200(&image(1001)))]);
+    assert_eq!(r.result, Err(Error::TooLarge));
+    assert!(r.flash.inits.is_empty());
+    let r = run(
+        &o,
+        vec![conn(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+        )],
+    );
+    assert_eq!(r.result, Err(Error::TooLarge));
+    let r = run(&o, vec![conn(&response_200(&image(1000)))]);
+    assert_eq!(r.result, Ok(()));
+}
+
+#[test]
+fn growing_chunked_body_stops_at_max_len() {
+    let mut o = opts(URL);
+    o.max_len = 10_000;
+    let r = run_with(
+        &o,
+        vec![conn(&chunked(&image(10_001), &[3000]))],
+        |_, f, _| f.granularity = 256,
+    );
+    assert_eq!(r.result, Err(Error::TooLarge));
+    assert_eq!(r.flash.ends, vec![false]);
+    let img = image(10_000);
+    let r = run(&o, vec![conn(&chunked(&img, &[3000]))]);
+    assert_eq!(r.result, Ok(()));
+}
+
+// --- Network failures and time -----------------------------------------------
+
+#[test]
+fn refused_connection_is_connect_error() {
+    let r = run_with(&opts(URL), vec![conn(b"")], |n, _, _| n.refuse = true);
+    assert_eq!(r.result, Err(Error::Connect));
+}
+
+#[test]
+fn bad_and_unsupported_urls() {
+    for u in [
+        "ftp://h/x",
+        "http://",
+        "http://h:99999/x",
+        "http://h x/",
+        "https://h/x",
+    ] {
+        let r = run(&opts(u), vec![conn(&response_200(b"x"))]);
+        assert_eq!(r.result, Err(Error::Url), "{u}");
+        assert!(r.net.connects.is_empty());
+    }
+}
+
+#[test]
+fn peer_closing_or_resetting_mid_body_is_disconnected() {
+    let img = image(5000);
+    for after in [After::Close, After::Reset] {
+        let mut c = conn(&response_200(&img)[..3000]);
+        c.after = after;
+        let r = run(&opts(URL), vec![c]);
+        assert_eq!(r.result, Err(Error::Disconnected), "{after:?}");
+        assert_eq!(r.flash.ends, vec![false]);
+    }
+    let r = run(&opts(URL), vec![conn(b"HTTP/1.1 200 OK\r\nContent-")]);
+    assert_eq!(r.result, Err(Error::Disconnected));
+}
+
+#[test]
+fn stalled_server_hits_the_idle_timeout() {
+    let mut c = conn(&response_200(&image(5000))[..2000]);
+    c.after = After::Stall;
+    let mut o = opts(URL);
+    o.idle_timeout_ms = 2000;
+    let r = run(&o, vec![c]);
+    assert_eq!(r.result, Err(Error::Timeout));
+    assert_eq!(r.flash.ends, vec![false]);
+}
+
+#[test]
+fn trickling_server_hits_the_overall_deadline() {
+    let mut c = conn(&response_200(&image(5000)));
+    c.split = Split::Every(1);
+    c.delay_ms = 1000;
+    let mut o = opts(URL);
+    o.timeout_ms = 60_000;
+    let r = run(&o, vec![c]);
+    assert_eq!(r.result, Err(Error::Timeout));
+    let elapsed = r.net.time.get() - 1000;
+    assert!((60_000..=62_000).contains(&elapsed), "{elapsed}");
+}
+
+#[test]
+fn deadline_holds_with_a_stuck_clock() {
+    let mut c = conn(b"HTTP/1.1 200 OK\r\n");
+    c.after = After::Stall;
+    let r = run_with(&opts(URL), vec![c], |_, _, s| s.tick = 0);
+    assert_eq!(r.result, Err(Error::Timeout));
+}
+
+// --- Flash faults ------------------------------------------------------------------
+
+#[test]
+fn failing_write_discards_the_image() {
+    let r = run_with(
+        &opts(URL),
+        vec![conn(&response_200(&image(20_000)))],
+        |_, f, _| {
+            f.fail_write_at = Some(2);
+        },
+    );
+    assert_eq!(r.result, Err(Error::Flash));
+    assert_eq!(r.flash.ends, vec![false]);
+}
+
+#[test]
+fn done_is_polled_while_busy() {
+    let img = image(100);
+    let r = run_with(&opts(URL), vec![conn(&response_200(&img))], |_, f, _| {
+        f.busy_polls = 5
+    });
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.polls, 6);
+    let r = run_with(&opts(URL), vec![conn(&response_200(&img))], |_, f, _| {
+        f.busy_polls = 2;
+        f.done_fails = true;
+    });
+    assert_eq!(r.result, Err(Error::Flash));
+    assert_eq!(r.flash.ends, vec![false]);
+}
+
+#[test]
+fn done_busy_forever_hits_the_deadline() {
+    let mut o = opts(URL);
+    o.timeout_ms = 5000;
+    let r = run_with(&o, vec![conn(&response_200(b"abc"))], |_, f, _| {
+        f.busy_polls = u32::MAX
+    });
+    assert_eq!(r.result, Err(Error::Timeout));
+    assert_eq!(r.flash.ends, vec![false]);
+}
+
+#[test]
+fn failing_commit_is_a_flash_error_and_end_is_not_repeated() {
+    let r = run_with(&opts(URL), vec![conn(&response_200(b"abc"))], |_, f, _| {
+        f.end_fails = true
+    });
+    assert_eq!(r.result, Err(Error::Flash));
+    assert_eq!(r.flash.ends, vec![true]);
+}
+
+// --- Abort ---------------------------------------------------------------------------
+
+#[test]
+fn abort_during_download_discards_the_image() {
+    let mut c = conn(&response_200(&image(50_000)));
+    c.split = Split::Every(1000);
+    let r = run_with(&opts(URL), vec![c], |_, _, s| s.abort_at = Some(3));
+    assert_eq!(r.result, Err(Error::Aborted));
+    assert_eq!(r.flash.ends, vec![false]);
+    assert_eq!(r.sys.progress.len(), 3);
+}
+
+#[test]
+fn abort_with_nothing_running_does_not_affect_the_next_request() {
+    let status = Status::new();
+    status.request_abort();
+    assert!(!status.aborted());
+}
