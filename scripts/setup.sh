@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need, on Debian with Rust
+# (rustup) installed. Uses apt-get when run as root; otherwise says what is missing.
+set -euo pipefail
+
+CBINDGEN_VERSION=0.29.4
+APT_PACKAGES=(cmake make gcc g++ pkg-config libcmocka-dev nginx python3 curl
+              gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "setup: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "setup: missing Debian packages: ${missing[*]}" >&2
+        echo "setup: run: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add thumbv7em-none-eabihf >/dev/null
+
+if ! cbindgen --version 2>/dev/null | grep -q " $CBINDGEN_VERSION\$"; then
+    echo "setup: installing cbindgen $CBINDGEN_VERSION"
+    cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
+fi

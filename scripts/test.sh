@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit tests and lints, the header check, the Cortex-M
+# cross build (LTO checked), and the CMake build with its CTest suite
+# (cmocka tests through fota.h, end-to-end downloads from real servers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step setup
+scripts/setup.sh
+
+step "cargo fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --quiet --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --quiet
+
+step "header check"
+scripts/header.sh --check
+
+step "cross build (thumbv7em-none-eabihf, LTO)"
+scripts/size.sh thumbv7em-none-eabihf
+
+step "cmake build and ctest"
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/test -j"$(nproc)"
+ctest --test-dir build/test --output-on-failure -j"$(nproc)"
+
+echo
+echo "test.sh: all tests passed"
