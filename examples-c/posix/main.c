@@ -1,0 +1,502 @@
+/*
+ * fota-posix: downloads a firmware image with fota on a POSIX host.
+ *
+ * A working example of the three hook tables (net.c, flash.c, and the system
+ * hooks below) and of one fota_request(). Run `fota-posix --help`.
+ *
+ * stdout: at most an informational line, then `result: <code> <NAME>` as the
+ * last line. stderr: progress (a redrawn bar on a terminal, a few plain lines
+ * otherwise), errors and, with --verbose, fota's log. The exit status is the
+ * fota result code (0 = FOTA_OK), or 14 (FOTA_ERR_INVALID_ARG) for a bad
+ * command line.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__) || defined(__APPLE__)
+#include <sys/random.h> /* getrandom (Linux), getentropy (macOS) */
+#endif
+
+#include "platform.h"
+
+/* ---- system hooks ------------------------------------------------------ */
+
+static bool verbose;
+
+/*
+ * now_ms hook.
+ * Contract: milliseconds from a monotonic clock; may wrap around (fota only
+ * uses differences).
+ */
+static uint32_t sys_now_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/*
+ * sleep_ms hook.
+ * Contract: blocks the calling task for `ms` milliseconds. A signal does not
+ * cut the sleep short (nanosleep resumes with the remaining time).
+ */
+static void sys_sleep_ms(void *ctx, uint32_t ms)
+{
+    (void)ctx;
+    struct timespec req = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
+    struct timespec rem;
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
+        req = rem;
+    }
+}
+
+/*
+ * random hook.
+ * Contract: fills `buf` with `len` bytes from a cryptographic source;
+ * returns 0 ok, < 0 failed. Needed for https (TLS) only.
+ */
+static int32_t sys_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    while (len > 0) {
+#if defined(__linux__)
+        ssize_t n = getrandom(buf, len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+#else
+        size_t n = len > 256 ? 256 : len; /* getentropy's limit */
+        if (getentropy(buf, n) != 0) {
+            return -1;
+        }
+        buf += n;
+        len -= n;
+#endif
+    }
+    return 0;
+}
+
+/*
+ * log hook.
+ * Contract: one line of `len` bytes (UTF-8, not NUL-terminated, no line
+ * terminator) at `level` FOTA_LOG_ERROR..FOTA_LOG_DEBUG. Optional.
+ * Printed to stderr only with --verbose.
+ */
+static void sys_log(void *ctx, int32_t level, const char *msg, size_t len)
+{
+    (void)ctx;
+    static const char *const names[] = { "?", "error", "warn", "info", "debug" };
+    if (!verbose) {
+        return;
+    }
+    const char *name = (level >= FOTA_LOG_ERROR && level <= FOTA_LOG_DEBUG) ? names[level] : names[0];
+    fprintf(stderr, "fota %s: %.*s\n", name, len > INT_MAX ? INT_MAX : (int)len, msg);
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+typedef struct {
+    bool tty;            /* stderr is a terminal: redraw one line */
+    bool drawn;          /* something was printed (tty: a line to finish) */
+    uint32_t start_ms;
+    uint32_t last_ms;    /* when the last line/redraw was printed */
+    int last_decile;     /* plain mode: 10% step of the last line, -1 none */
+    uint32_t printed;    /* bytes shown by the last line/redraw */
+    uint32_t written;    /* latest figures */
+    uint32_t total;
+} progress_t;
+
+static double mb_per_s(uint32_t bytes, uint32_t ms)
+{
+    return ms == 0 ? 0.0 : (double)bytes / 1e6 / ((double)ms / 1000.0);
+}
+
+static void progress_print(progress_t *p, uint32_t now)
+{
+    uint32_t ms = now - p->start_ms;
+    double mib = (double)p->written / (1024.0 * 1024.0);
+    if (p->tty) {
+        char bar[31];
+        if (p->total > 0) {
+            unsigned pct = (unsigned)((uint64_t)p->written * 100u / p->total);
+            size_t fill = (size_t)((uint64_t)p->written * 30u / p->total);
+            fill = fill > 30 ? 30 : fill; /* never trust figures to stay in range */
+            memset(bar, '#', fill);
+            memset(bar + fill, '.', 30 - fill);
+            bar[30] = '\0';
+            fprintf(stderr, "\r[%s] %3u%%  %.2f / %.2f MiB  %.1f MB/s ", bar, pct, mib,
+                    (double)p->total / (1024.0 * 1024.0), mb_per_s(p->written, ms));
+        } else {
+            fprintf(stderr, "\r%.2f MiB  %.1f MB/s ", mib, mb_per_s(p->written, ms));
+        }
+    } else if (p->total > 0) {
+        fprintf(stderr, "progress: %3u%% %lu/%lu bytes %.1f MB/s\n",
+                (unsigned)((uint64_t)p->written * 100u / p->total), (unsigned long)p->written,
+                (unsigned long)p->total, mb_per_s(p->written, ms));
+    } else {
+        fprintf(stderr, "progress: %lu bytes %.1f MB/s\n", (unsigned long)p->written,
+                mb_per_s(p->written, ms));
+    }
+    fflush(stderr);
+    p->drawn = true;
+    p->last_ms = now;
+    p->printed = p->written;
+}
+
+/*
+ * fota's progress callback: runs after every flash write (often every few
+ * KiB), so it only prints when it is worth it: a terminal is redrawn at most
+ * 10 times a second; plain output gets one line per 10% step or per second.
+ */
+static void on_progress(uint32_t written, uint32_t total, void *user)
+{
+    progress_t *p = user;
+    uint32_t now = sys_now_ms(NULL);
+    p->written = written;
+    p->total = total;
+    bool finished = total > 0 && written >= total;
+    if (p->tty) {
+        if (finished || !p->drawn || now - p->last_ms >= 100) {
+            progress_print(p, now);
+        }
+        return;
+    }
+    int decile = total > 0 ? (int)((uint64_t)written * 10u / total) : -1;
+    if (decile > p->last_decile || now - p->last_ms >= 1000) {
+        p->last_decile = decile;
+        progress_print(p, now);
+    }
+}
+
+/* Ends the progress display once the request is over: shows the final
+   figures if the last line did not, and ends the terminal line. */
+static void progress_finish(progress_t *p)
+{
+    if (p->written > 0 && (p->written != p->printed || !p->drawn)) {
+        progress_print(p, sys_now_ms(NULL));
+    }
+    if (p->tty && p->drawn) {
+        fputc('\n', stderr);
+    }
+}
+
+/* ---- Ctrl-C ------------------------------------------------------------ */
+
+/* fota_abort() may be called from any task or interrupt, so from a signal
+   handler too: the request ends within about FOTA_ABORT_SLICE_MS with
+   FOTA_ERR_ABORTED and OUT.part is removed. A second Ctrl-C kills at once. */
+static void on_signal(int sig)
+{
+    (void)sig;
+    fota_abort();
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+        "Usage: %s [OPTIONS] URL\n"
+        "       %s [OPTIONS] --project-key KEY [--version X.Y.Z] ...   (LuatOS IoT platform)\n"
+        "\n"
+        "Downloads a firmware image with the fota library over HTTP and stores it\n"
+        "in a file. The image is written to FILE.part and renamed to FILE only when\n"
+        "it is complete and committed; a failed download leaves no FILE.part.\n"
+        "\n"
+        "URL is http://host[:port]/path[?query] (IPv6 hosts in brackets). When URL\n"
+        "is omitted, --project-key is required and the LuatOS IoT platform is asked.\n"
+        "\n"
+        "Options:\n"
+        "  --out FILE            where the image goes (default: firmware.bin)\n"
+        "  --max-len BYTES       largest image accepted (default: 16777216 = 16 MiB;\n"
+        "                        0 = no limit); a larger one fails with 9\n"
+        "  --timeout MS          overall deadline of the request in milliseconds\n"
+        "                        (default: %lu; 0 = the default)\n"
+        "  --retries N           reconnections after a dropped connection\n"
+        "                        (default: %lu)\n"
+        "  --ca FILE             CA certificate (PEM or DER) for https servers\n"
+        "  --version X.Y.Z       current firmware version (sent as version=)\n"
+        "  --project-key K       platform project key (sent as project_key=)\n"
+        "  --imei ID             device id (sent as imei=)\n"
+        "  --firmware-name NAME  firmware name (sent as firmware_name=)\n"
+        "  --verbose             print fota's log to stderr\n"
+        "  --help                print this help and exit 0\n"
+        "\n"
+        "Options take their value as the next argument or after '=' (--out=x.bin).\n"
+        "The parameters set with --version, --project-key, --imei, --firmware-name\n"
+        "are appended to the URL's query, unless the URL starts with ###.\n"
+        "\n"
+        "Output: progress on stderr (a bar on a terminal, plain lines otherwise);\n"
+        "the last line on stdout is `result: <code> <NAME>`.\n"
+        "\n"
+        "Exit status: the fota result code, e.g.\n"
+        "   0 FOTA_OK                 image downloaded and committed to FILE\n"
+        "   1 FOTA_ERR_CONNECT        DNS lookup or TCP connection failed\n"
+        "   2 FOTA_ERR_URL            URL malformed or unsupported\n"
+        "   3 FOTA_ERR_DISCONNECTED   server closed before the image was complete\n"
+        "   4 FOTA_ERR_RESPONSE       malformed or unexpected response\n"
+        "   5 FOTA_ERR_PLATFORM_PARAM platform needs --project-key and X.Y.Z --version\n"
+        "   6 FOTA_NO_UPDATE          server has nothing newer (HTTP status >= 300)\n"
+        "   7 FOTA_ERR_TIMEOUT        idle timeout or --timeout passed\n"
+        "   8 FOTA_ERR_FLASH          writing FILE.part or renaming it failed\n"
+        "   9 FOTA_ERR_TOO_LARGE      image larger than --max-len\n"
+        "  12 FOTA_ERR_ABORTED        interrupted (Ctrl-C)\n"
+        "  14 FOTA_ERR_INVALID_ARG    bad command line (unknown flag, bad number,\n"
+        "                             unreadable --ca file, no URL or project key)\n"
+        "  15 FOTA_ERR_PLATFORM       the platform refused (see --verbose)\n"
+        "  (10, 11, 13: see fota.h)\n",
+        prog, prog, (unsigned long)FOTA_DEFAULT_TIMEOUT_MS, (unsigned long)FOTA_DEFAULT_MAX_RETRIES);
+}
+
+typedef struct {
+    const char *out;
+    const char *url;
+    const char *ca;
+    const char *version;
+    const char *project_key;
+    const char *imei;
+    const char *firmware_name;
+    uint32_t max_len;
+    uint32_t timeout_ms;
+    uint32_t retries;
+} args_t;
+
+/* Parses a decimal number in 0..UINT32_MAX; returns false if it is not one. */
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    if (*s < '0' || *s > '9') {
+        return false; /* no sign, no space, not empty */
+    }
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > UINT32_MAX) {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Returns 0, or -1 after printing what is wrong. `help` is set for --help. */
+static int parse_args(int argc, char **argv, args_t *a, bool *help)
+{
+    static const char *const value_flags[] = {
+        "--out", "--max-len", "--timeout", "--retries", "--ca",
+        "--version", "--project-key", "--imei", "--firmware-name",
+    };
+    bool only_positional = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_positional || arg[0] != '-' || arg[1] == '\0') {
+            if (a->url != NULL) {
+                fprintf(stderr, "fota-posix: more than one URL: %s\n", arg);
+                return -1;
+            }
+            a->url = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = true;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = true;
+            return 0;
+        }
+        if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) {
+            verbose = true;
+            continue;
+        }
+        /* --flag VALUE or --flag=VALUE */
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        const char *name = NULL;
+        for (size_t k = 0; k < sizeof value_flags / sizeof value_flags[0]; k++) {
+            if (strlen(value_flags[k]) == name_len && strncmp(arg, value_flags[k], name_len) == 0) {
+                name = value_flags[k];
+            }
+        }
+        if (name == NULL) {
+            fprintf(stderr, "fota-posix: unknown option: %s\n", arg);
+            return -1;
+        }
+        const char *value = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value == NULL) {
+            fprintf(stderr, "fota-posix: %s needs a value\n", name);
+            return -1;
+        }
+        bool ok = true;
+        if (strcmp(name, "--out") == 0) {
+            ok = value[0] != '\0';
+            a->out = value;
+        } else if (strcmp(name, "--max-len") == 0) {
+            ok = parse_u32(value, &a->max_len);
+        } else if (strcmp(name, "--timeout") == 0) {
+            ok = parse_u32(value, &a->timeout_ms);
+        } else if (strcmp(name, "--retries") == 0) {
+            ok = parse_u32(value, &a->retries);
+        } else if (strcmp(name, "--ca") == 0) {
+            a->ca = value;
+        } else if (strcmp(name, "--version") == 0) {
+            a->version = value;
+        } else if (strcmp(name, "--project-key") == 0) {
+            a->project_key = value;
+        } else if (strcmp(name, "--imei") == 0) {
+            a->imei = value;
+        } else if (strcmp(name, "--firmware-name") == 0) {
+            a->firmware_name = value;
+        }
+        if (!ok) {
+            fprintf(stderr, "fota-posix: bad value for %s: '%s'\n", name, value);
+            return -1;
+        }
+    }
+    if (a->url == NULL && a->project_key == NULL) {
+        fprintf(stderr, "fota-posix: a URL (or --project-key for the LuatOS platform) is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads a whole (small) file; returns a malloc'd buffer, or NULL. */
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    enum { MAX_CA = 1 << 20 };
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    uint8_t *buf = malloc(MAX_CA);
+    size_t n = buf != NULL ? fread(buf, 1, MAX_CA, f) : 0;
+    bool bad = buf == NULL || ferror(f) || n == 0 || (n == MAX_CA && fgetc(f) != EOF);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Prints the last stdout line and gives the exit status. */
+static int finish(int32_t code)
+{
+    printf("result: %ld %s\n", (long)code, fota_result_str(code));
+    fflush(stdout);
+    return (int)code;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    const char *prog = argc > 0 ? argv[0] : "fota-posix";
+    args_t args = {
+        .out = "firmware.bin",
+        .max_len = 16u * 1024u * 1024u,
+        .retries = FOTA_DEFAULT_MAX_RETRIES,
+    };
+    bool help = false;
+    if (parse_args(argc, argv, &args, &help) != 0) {
+        usage(stderr, prog);
+        return finish(FOTA_ERR_INVALID_ARG);
+    }
+    if (help) {
+        usage(stdout, prog);
+        return 0;
+    }
+
+    uint8_t *ca = NULL;
+    size_t ca_len = 0;
+    if (args.ca != NULL && (ca = read_file(args.ca, &ca_len)) == NULL) {
+        fprintf(stderr, "fota-posix: cannot read --ca file %s (missing, empty or over 1 MiB)\n", args.ca);
+        return finish(FOTA_ERR_INVALID_ARG);
+    }
+
+    posix_flash_t flash;
+    if (posix_flash_setup(&flash, args.out) != 0) {
+        free(ca);
+        return finish(FOTA_ERR_FLASH);
+    }
+
+    /* The three hook tables; fota_init() copies them. */
+    fota_platform_t platform;
+    memset(&platform, 0, sizeof platform);
+    posix_net_ops(&platform.net);
+    posix_flash_ops(&platform.flash, &flash);
+    platform.sys.ctx = NULL;
+    platform.sys.now_ms = sys_now_ms;
+    platform.sys.sleep_ms = sys_sleep_ms;
+    platform.sys.random = sys_random;
+    platform.sys.log = sys_log;
+    int32_t code = fota_init(&platform);
+    if (code != FOTA_OK) {
+        fprintf(stderr, "fota-posix: fota_init failed\n");
+        posix_flash_cleanup(&flash);
+        free(ca);
+        return finish(code);
+    }
+
+    progress_t progress = {
+        .tty = isatty(STDERR_FILENO) == 1,
+        .start_ms = sys_now_ms(NULL),
+        .last_decile = -1,
+    };
+    progress.last_ms = progress.start_ms;
+
+    fota_opts_t opts;
+    fota_opts_init(&opts);
+    opts.url = args.url; /* NULL: the LuatOS IoT platform */
+    opts.version = args.version;
+    opts.project_key = args.project_key;
+    opts.imei = args.imei;
+    opts.firmware_name = args.firmware_name;
+    opts.timeout_ms = args.timeout_ms; /* 0: FOTA_DEFAULT_TIMEOUT_MS */
+    opts.max_retries = args.retries;
+    opts.server_cert = ca;
+    opts.server_cert_len = ca_len;
+    opts.storage.max_len = args.max_len;
+    opts.show_url = verbose;
+    opts.progress_cb = on_progress;
+    opts.progress_user = &progress;
+
+    /* Ctrl-C / SIGTERM abort the request cleanly (no SA_RESTART: a blocked
+       poll returns at once); the handler is reset after the first signal. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    code = fota_request(NULL, NULL, &opts);
+
+    progress_finish(&progress);
+    if (code == FOTA_OK) {
+        uint32_t ms = sys_now_ms(NULL) - progress.start_ms;
+        printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.out, (unsigned long)progress.written,
+               (double)ms / 1000.0, mb_per_s(progress.written, ms));
+    } else if (code == FOTA_ERR_PLATFORM) {
+        fota_progress_t p;
+        fota_get_progress(&p);
+        fprintf(stderr, "fota-posix: the platform refused with code %ld\n", (long)p.platform_code);
+    }
+    posix_flash_cleanup(&flash);
+    free(ca);
+    return finish(code);
+}

@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+"""End-to-end tests of fota-posix against real HTTP servers.
+
+Each case starts its server(s) in a fresh temporary directory, runs the
+fota-posix program against them, checks the results and always stops the
+servers (terminate, then kill). Every wait is bounded.
+
+    e2e.py --fota PATH --case CASE [--nginx PATH]
+
+Cases:
+  nginx        nginx (HTTP/1.1, Content-Length, Range support) on 127.0.0.1
+  nginx-ipv6   the same on [::1]; skipped (exit 77) without IPv6 loopback
+  http-server  python3 -m http.server (HTTP/1.0, no Range)
+  chunked      an HTTP/1.1 server sending Transfer-Encoding: chunked with
+               varying chunk sizes (and, under /close/, bodies that end when
+               the connection closes)
+  errors       closed port, malformed URLs, command-line errors, --help
+
+Exit status: 0 passed, 1 failed, 77 skipped (CTest SKIP_RETURN_CODE).
+Python 3 standard library only.
+"""
+
+import argparse
+import filecmp
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SKIP = 77
+IMAGES = {
+    "img-1b.bin": 1,
+    "img-1k.bin": 1024,
+    "img-1m.bin": 1024 * 1024,
+    "img-8m.bin": 8 * 1024 * 1024,
+}
+MISSING = "no-such-image.bin"
+RUN_TIMEOUT_S = 60          # one fota-posix run, killed after this
+READY_TIMEOUT_S = 10        # a server must accept connections within this
+STOP_TIMEOUT_S = 5          # after terminate(), before kill()
+FOTA_TIMEOUT_MS = "30000"   # fota's own overall deadline
+
+
+class Failed(Exception):
+    pass
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def free_port(host):
+    """A port nobody listens on right now (bind port 0, read it, release it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_works():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as srv:
+            srv.bind(("::1", 0))
+            srv.listen(1)
+            with socket.create_connection(("::1", srv.getsockname()[1]), timeout=2):
+                return True
+    except OSError:
+        return False
+
+
+def url_host(host):
+    return "[%s]" % host if ":" in host else host
+
+
+def make_images(www):
+    os.makedirs(www)
+    for name, size in IMAGES.items():
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(os.urandom(size))
+
+
+class Server:
+    """A server process: started, waited for, always stopped."""
+
+    def __init__(self, name, argv, host, port, workdir):
+        self.name, self.argv, self.host, self.port = name, argv, host, port
+        self.log_path = os.path.join(workdir, "server-%s.log" % name)
+        self.proc = None
+
+    def __enter__(self):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise Failed("%s exited with %s before accepting connections:\n%s"
+                             % (self.name, self.proc.returncode, self.log_text()))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise Failed("%s did not accept connections on %s:%d within %d s:\n%s"
+                     % (self.name, self.host, self.port, READY_TIMEOUT_S, self.log_text()))
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.log.close()
+
+    def log_text(self):
+        try:
+            self.log.flush()
+            with open(self.log_path, "rb") as f:
+                return f.read()[-4000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Checker:
+    """Runs fota-posix and records failed expectations (keeps going)."""
+
+    def __init__(self, fota, workdir, www):
+        self.fota, self.workdir, self.www = fota, workdir, www
+        self.failures = []
+        self.checks = 0
+        self.seq = 0
+
+    def run(self, args):
+        started = time.monotonic()
+        try:
+            p = subprocess.run([self.fota] + args, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:  # run() killed it
+            return None, e.stdout or b"", e.stderr or b"", RUN_TIMEOUT_S
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"), time.monotonic() - started)
+
+    def out_path(self):
+        self.seq += 1
+        return os.path.join(self.workdir, "out-%03d.bin" % self.seq)
+
+    def expect(self, what, ok, detail=""):
+        self.checks += 1
+        status = "ok  " if ok else "FAIL"
+        print("%s %s" % (status, what), flush=True)
+        if not ok:
+            self.failures.append(what)
+            if detail:
+                print("     " + detail.rstrip().replace("\n", "\n     "), flush=True)
+
+    def expect_result(self, what, args, code, name, stdout_must=None):
+        """Runs with `args`; expects exit `code` and `result: code name` last."""
+        rc, out, err, secs = self.run(args)
+        lines = out.splitlines()
+        last = lines[-1] if lines else ""
+        want = "result: %d %s" % (code, name)
+        detail = "argv: %s\nexit: %s (%.2f s)\nstdout:\n%s\nstderr:\n%s" % (
+            " ".join(args), rc, secs, out[-2000:], err[-2000:])
+        ok = rc == code and last == want
+        if stdout_must is not None:
+            ok = ok and stdout_must in out
+        self.expect("%s -> %s (exit %s, %.2f s)" % (what, want, rc, secs), ok, detail)
+        return rc, out, err, secs
+
+    def download(self, base_url, name):
+        """The image arrives byte for byte; exit 0; no .part left."""
+        out = self.out_path()
+        rc, _, err, secs = self.expect_result(
+            "download %s%s" % (base_url, name),
+            ["--timeout", FOTA_TIMEOUT_MS, "--out", out, base_url + name], 0, "FOTA_OK")
+        if rc == 0:
+            same = os.path.isfile(out) and filecmp.cmp(out, os.path.join(self.www, name),
+                                                       shallow=False)
+            self.expect("  %s is identical to the served image" % os.path.basename(out), same)
+            self.expect("  no %s.part left" % os.path.basename(out),
+                        not os.path.exists(out + ".part"))
+            # stderr is not a terminal here: plain lines, one per 10% or per second.
+            progress = [l for l in err.splitlines() if l.startswith("progress:")]
+            limit = 11 + int(secs) + 1
+            self.expect("  %d progress lines (1..%d, not one per write)" % (len(progress), limit),
+                        1 <= len(progress) <= limit, err[-2000:])
+            os.unlink(out)
+
+    def no_output(self, out):
+        self.expect("  no %s and no %s.part" % ((os.path.basename(out),) * 2),
+                    not os.path.exists(out) and not os.path.exists(out + ".part"))
+
+    def missing(self, base_url):
+        out = self.out_path()
+        self.expect_result("missing image %s%s" % (base_url, MISSING),
+                           ["--timeout", FOTA_TIMEOUT_MS, "--out", out, base_url + MISSING],
+                           6, "FOTA_NO_UPDATE")
+        self.no_output(out)
+
+    def too_large(self, base_url, name="img-1m.bin"):
+        size = IMAGES[name]
+        out = self.out_path()
+        self.expect_result("%s (%d bytes) with --max-len %d" % (name, size, size - 1),
+                           ["--timeout", FOTA_TIMEOUT_MS, "--max-len", str(size - 1),
+                            "--out", out, base_url + name], 9, "FOTA_ERR_TOO_LARGE")
+        self.no_output(out)
+        out = self.out_path()
+        self.expect_result("%s (%d bytes) with --max-len %d" % (name, size, size),
+                           ["--timeout", FOTA_TIMEOUT_MS, "--max-len", str(size),
+                            "--out", out, base_url + name], 0, "FOTA_OK")
+        if os.path.exists(out):
+            os.unlink(out)
+
+
+# ---- servers -----------------------------------------------------------------
+
+NGINX_CONF = """\
+worker_processes 1;
+error_log {d}/nginx-error.log info;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/nginx-access.log;
+    client_body_temp_path {d}/client_body_temp;
+    proxy_temp_path {d}/proxy_temp;
+    fastcgi_temp_path {d}/fastcgi_temp;
+    uwsgi_temp_path {d}/uwsgi_temp;
+    scgi_temp_path {d}/scgi_temp;
+    default_type application/octet-stream;
+    server {{
+        listen {listen};
+        root {www};
+    }}
+}}
+"""
+
+
+def nginx_server(nginx, workdir, www, host):
+    port = free_port(host)
+    conf = os.path.join(workdir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(d=workdir, www=www, listen="%s:%d" % (url_host(host), port)))
+    argv = [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log"),
+            "-g", "daemon off; master_process off;"]
+    return Server("nginx", argv, host, port, workdir)
+
+
+def http_server(workdir, www):
+    port = free_port("127.0.0.1")
+    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+            "--directory", www, str(port)]
+    return Server("http.server", argv, "127.0.0.1", port, workdir)
+
+
+def chunked_server(workdir, www):
+    port = free_port("127.0.0.1")
+    argv = [sys.executable, os.path.abspath(__file__), "--serve-chunked", www,
+            "--port", str(port)]
+    return Server("chunked", argv, "127.0.0.1", port, workdir)
+
+
+# Chunk sizes cycled through by the chunked server: tiny, odd, around and
+# above fota's 4 KiB receive buffer.
+CHUNK_SIZES = [1, 7, 100, 4095, 4096, 4097, 5000, 65536, 3, 16384, 1500, 30000]
+
+
+class ChunkedHandler(http.server.BaseHTTPRequestHandler):
+    """GET /NAME: the file in chunks; GET /close/NAME: no length, then close."""
+    protocol_version = "HTTP/1.1"
+    root = "."
+
+    def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
+        until_close = path.startswith("/close/")
+        name = os.path.basename(path)
+        file = os.path.join(self.root, name)
+        if not name or not os.path.isfile(file):
+            self.send_error(404)
+            return
+        with open(file, "rb") as f:
+            data = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if until_close:
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pos, i = 0, 0
+        while pos < len(data):
+            chunk = data[pos:pos + CHUNK_SIZES[i % len(CHUNK_SIZES)]]
+            ext = b";part=%d" % i if i % 4 == 3 else b""  # chunk extensions are legal
+            self.wfile.write(b"%X%s\r\n%s\r\n" % (len(chunk), ext, chunk))
+            pos += len(chunk)
+            i += 1
+        self.wfile.write(b"0\r\nX-Trailer: end\r\n\r\n")
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, BrokenPipeError):
+            pass  # the client stopped reading (e.g. --max-len exceeded)
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("chunked: " + (fmt % args) + "\n")
+
+
+def serve_chunked(root, port):
+    ChunkedHandler.root = root
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), ChunkedHandler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+class StalledServer:
+    """Answers 200 with a Content-Length, sends part of the body, then stalls
+    (in a thread of this process; stopped by closing its sockets)."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.stop_event = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            try:
+                conn.settimeout(2)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 10000)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=STOP_TIMEOUT_S)
+        for conn in self.conns:
+            conn.close()
+        self.listener.close()
+        return False
+
+
+def wait_for(predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+# ---- cases -------------------------------------------------------------------
+
+def case_nginx(c, args, workdir, www, ipv6=False):
+    if not args.nginx or not os.access(args.nginx, os.X_OK):
+        print("SKIP: nginx not found")
+        return SKIP
+    host = "::1" if ipv6 else "127.0.0.1"
+    if ipv6 and not ipv6_loopback_works():
+        print("SKIP: IPv6 loopback (::1) does not work here")
+        return SKIP
+    with nginx_server(args.nginx, workdir, www, host) as s:
+        base = "http://%s:%d/" % (url_host(host), s.port)
+        names = ["img-1k.bin", "img-1m.bin"] if ipv6 else list(IMAGES)
+        for name in names:
+            c.download(base, name)
+        # By name: getaddrinfo() and, when "localhost" has addresses of both
+        # families, falling back from the one nginx does not listen on.
+        families = {ai[0] for ai in socket.getaddrinfo("localhost", s.port, 0,
+                                                        socket.SOCK_STREAM)}
+        if (socket.AF_INET6 if ipv6 else socket.AF_INET) in families:
+            c.download("http://localhost:%d/" % s.port, "img-1k.bin")
+        else:
+            print("note: localhost has no %s address here; not tested by name"
+                  % ("IPv6" if ipv6 else "IPv4"))
+        c.missing(base)
+        if not ipv6:
+            c.too_large(base)
+    return None
+
+
+def case_http_server(c, args, workdir, www):
+    with http_server(workdir, www) as s:
+        base = "http://127.0.0.1:%d/" % s.port
+        for name in IMAGES:
+            c.download(base, name)
+        c.missing(base)
+        c.too_large(base)
+
+
+def case_chunked(c, args, workdir, www):
+    with chunked_server(workdir, www) as s:
+        base = "http://127.0.0.1:%d/" % s.port
+        for name in IMAGES:
+            c.download(base, name)
+        # Length unknown: the limit is only hit while writing; OUT.part must go.
+        c.too_large(base)
+        c.too_large(base, "img-8m.bin")
+        c.missing(base)
+        close_base = base + "close/"
+        for name in ("img-1b.bin", "img-1m.bin"):
+            c.download(close_base, name)
+
+
+def case_errors(c, args, workdir, www):
+    # A bound socket that does not listen: the port stays ours and refuses.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        out = c.out_path()
+        c.expect_result("closed port %d" % port,
+                        ["--timeout", "10000", "--retries", "0", "--out", out,
+                         "http://127.0.0.1:%d/img-1k.bin" % port], 1, "FOTA_ERR_CONNECT")
+        c.no_output(out)
+    for url in ("not a url", "http://", "ftp://127.0.0.1/img.bin", "http://127.0.0.1:99999/x",
+                "http://127.0.0.1:80:80/x"):
+        out = c.out_path()
+        c.expect_result("malformed URL %r" % url, ["--out", out, url], 2, "FOTA_ERR_URL")
+        c.no_output(out)
+
+    with StalledServer() as stalled:
+        url = "http://127.0.0.1:%d/img.bin" % stalled.port
+        # The overall deadline passes while the body stalls: 7, nothing left.
+        out = c.out_path()
+        _, _, _, secs = c.expect_result("stalled body with --timeout 1000", ["--timeout", "1000",
+                                        "--out", out, url], 7, "FOTA_ERR_TIMEOUT")
+        c.expect("  ended within 5 s (%.2f s)" % secs, secs < 5)
+        c.no_output(out)
+        # Ctrl-C (SIGINT) calls fota_abort(): 12, and OUT.part is removed.
+        out = c.out_path()
+        proc = subprocess.Popen([c.fota, "--out", out, url], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            started = wait_for(lambda: os.path.exists(out + ".part"), 10)
+            c.expect("  %s.part appears while the body stalls" % os.path.basename(out), started)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            sout, serr = proc.communicate(timeout=10)
+            secs = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=STOP_TIMEOUT_S)
+        lines = sout.decode("utf-8", "replace").splitlines()
+        c.expect("SIGINT during the download -> result: 12 FOTA_ERR_ABORTED (exit %s, %.2f s)"
+                 % (proc.returncode, secs),
+                 proc.returncode == 12 and lines[-1:] == ["result: 12 FOTA_ERR_ABORTED"]
+                 and secs < 3, serr.decode("utf-8", "replace")[-1000:])
+        c.no_output(out)
+
+    # The platform (no URL) checks its parameters before connecting: offline-safe.
+    c.expect_result("--project-key with version 1.0 (not X.Y.Z)",
+                    ["--project-key", "k", "--version", "1.0", "--imei", "1"],
+                    5, "FOTA_ERR_PLATFORM_PARAM")
+
+    rc, out, err, _ = c.run(["--help"])
+    flags = ["--out", "--max-len", "--timeout", "--retries", "--ca", "--version",
+             "--project-key", "--imei", "--firmware-name", "--verbose", "--help"]
+    undocumented = [f for f in flags if f not in out]
+    c.expect("--help exits 0 (exit %s)" % rc, rc == 0, err)
+    c.expect("--help documents every flag and exit 14", not undocumented and " 14 " in out,
+             "missing: %s" % undocumented)
+
+    for what, argv in (("unknown flag", ["--bogus", "http://127.0.0.1/x"]),
+                       ("flag without value", ["http://127.0.0.1/x", "--out"]),
+                       ("bad number", ["--max-len", "12k", "http://127.0.0.1/x"]),
+                       ("negative number", ["--timeout", "-1", "http://127.0.0.1/x"]),
+                       ("two URLs", ["http://127.0.0.1/a", "http://127.0.0.1/b"]),
+                       ("no URL and no project key", [])):
+        rc, _, err, _ = c.expect_result(what, argv, 14, "FOTA_ERR_INVALID_ARG")
+        c.expect("  %s prints the usage on stderr" % what, "Usage:" in err, err[-500:])
+    out = c.out_path()
+    c.expect_result("unreadable --ca file", ["--ca", os.path.join(workdir, "none.pem"),
+                                             "--out", out, "http://127.0.0.1/x"],
+                    14, "FOTA_ERR_INVALID_ARG")
+    c.no_output(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fota", help="path of the fota-posix program")
+    ap.add_argument("--case", choices=["nginx", "nginx-ipv6", "http-server", "chunked", "errors"])
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--serve-chunked", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_chunked:
+        serve_chunked(args.serve_chunked, args.port)
+        return 0
+    if not args.fota or not args.case:
+        ap.error("--fota and --case are required")
+
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="fota-e2e-")
+    try:
+        www = os.path.join(workdir, "www")
+        make_images(www)
+        c = Checker(os.path.abspath(args.fota), workdir, www)
+        case = {
+            "nginx": lambda: case_nginx(c, args, workdir, www),
+            "nginx-ipv6": lambda: case_nginx(c, args, workdir, www, ipv6=True),
+            "http-server": lambda: case_http_server(c, args, workdir, www),
+            "chunked": lambda: case_chunked(c, args, workdir, www),
+            "errors": lambda: case_errors(c, args, workdir, www),
+        }[args.case]
+        try:
+            if case() == SKIP:
+                return SKIP
+        except Failed as e:
+            c.failures.append(str(e))
+            print("FAIL %s" % e)
+        secs = time.monotonic() - started
+        if c.failures:
+            print("%s: %d of %d checks failed (%.1f s)" % (args.case, len(c.failures),
+                                                          c.checks, secs))
+            return 1
+        print("%s: all %d checks passed (%.1f s)" % (args.case, c.checks, secs))
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
