@@ -60,8 +60,8 @@
 // `fota_progress_t.state`: polling `done()` and committing.
 #define FOTA_STATE_FINISHING 5
 
-// Default of `fota_opts_t.max_retries`.
-#define FOTA_DEFAULT_MAX_RETRIES 5
+// `fota_progress_t.state`: pausing before a retry.
+#define FOTA_STATE_WAITING_RETRY 6
 
 // Longest C string accepted in `fota_opts_t` other than the URL (bytes,
 // without the NUL); a longer one is `FOTA_ERR_INVALID_ARG`.
@@ -133,6 +133,17 @@
 
 // Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
 #define FOTA_ABORT_SLICE_MS 250
+
+// Default of `max_retries`: reconnections after a failure that a new
+// connection may cure (connect failed, connection lost, idle timeout).
+#define FOTA_DEFAULT_MAX_RETRIES 5
+
+// Default of `retry_delay_ms`: the pause before the first retry; it doubles
+// for each further retry.
+#define FOTA_DEFAULT_RETRY_DELAY_MS 1000
+
+// Longest pause between two retries.
+#define FOTA_RETRY_DELAY_MAX_MS 30000
 
 // Pause between two `done()` polls while the flash reports busy.
 #define FOTA_DONE_POLL_MS 10
@@ -286,8 +297,13 @@ typedef struct fota_opts_t {
   bool show_url;
   // Longest wait for the next byte in milliseconds (0: 30000).
   uint32_t idle_timeout_ms;
-  // Reconnections after a dropped connection (default `FOTA_DEFAULT_MAX_RETRIES`).
+  // Reconnections after a failure a new connection may cure: connect
+  // failed, connection lost, idle timeout (default `FOTA_DEFAULT_MAX_RETRIES`;
+  // 0: none). A lost image download continues with `Range: bytes=N-`.
   uint32_t max_retries;
+  // Pause before the first retry in milliseconds, doubled for each further
+  // retry up to `FOTA_RETRY_DELAY_MAX_MS` (0: `FOTA_DEFAULT_RETRY_DELAY_MS`).
+  uint32_t retry_delay_ms;
   // Redirects (301/302/303/307/308) followed; 0 (default): a 3xx means
   // "no update", as in libfota.
   uint8_t max_redirects;
@@ -333,7 +349,8 @@ int32_t fota_init(const struct fota_platform_t *platform);
 
 // Sets every field of `*opts` to its default: NULL strings, method GET,
 // timeout 300000 ms, idle timeout 30000 ms, `FOTA_DEFAULT_MAX_RETRIES`
-// retries, no redirects, `show_url` true. Does nothing when `opts` is NULL.
+// retries `FOTA_DEFAULT_RETRY_DELAY_MS` apart (doubling), no redirects,
+// `show_url` true. Does nothing when `opts` is NULL.
 //
 // # Safety
 // `opts` is NULL or points to writable memory for a `fota_opts_t`.

@@ -12,7 +12,8 @@ use core::ptr;
 use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
 use crate::session::{
     self, Flash, Level, Options, Received, Status, System, Transport, Workspace,
-    FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_TIMEOUT_MS,
+    FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES, FOTA_DEFAULT_RETRY_DELAY_MS,
+    FOTA_DEFAULT_TIMEOUT_MS,
 };
 use crate::url::{DeviceIdKind, DeviceParams, FOTA_URL_MAX};
 
@@ -41,9 +42,9 @@ pub const FOTA_STATE_RECEIVING_HEAD: u32 = 3;
 pub const FOTA_STATE_DOWNLOADING: u32 = 4;
 /// `fota_progress_t.state`: polling `done()` and committing.
 pub const FOTA_STATE_FINISHING: u32 = 5;
+/// `fota_progress_t.state`: pausing before a retry.
+pub const FOTA_STATE_WAITING_RETRY: u32 = 6;
 
-/// Default of `fota_opts_t.max_retries`.
-pub const FOTA_DEFAULT_MAX_RETRIES: u32 = 5;
 /// Longest C string accepted in `fota_opts_t` other than the URL (bytes,
 /// without the NUL); a longer one is `FOTA_ERR_INVALID_ARG`.
 pub const FOTA_STRING_MAX: usize = 4096;
@@ -260,8 +261,13 @@ pub struct fota_opts_t {
     pub show_url: bool,
     /// Longest wait for the next byte in milliseconds (0: 30000).
     pub idle_timeout_ms: u32,
-    /// Reconnections after a dropped connection (default `FOTA_DEFAULT_MAX_RETRIES`).
+    /// Reconnections after a failure a new connection may cure: connect
+    /// failed, connection lost, idle timeout (default `FOTA_DEFAULT_MAX_RETRIES`;
+    /// 0: none). A lost image download continues with `Range: bytes=N-`.
     pub max_retries: u32,
+    /// Pause before the first retry in milliseconds, doubled for each further
+    /// retry up to `FOTA_RETRY_DELAY_MAX_MS` (0: `FOTA_DEFAULT_RETRY_DELAY_MS`).
+    pub retry_delay_ms: u32,
     /// Redirects (301/302/303/307/308) followed; 0 (default): a 3xx means
     /// "no update", as in libfota.
     pub max_redirects: u8,
@@ -318,7 +324,8 @@ pub unsafe extern "C" fn fota_init(platform: *const fota_platform_t) -> i32 {
 
 /// Sets every field of `*opts` to its default: NULL strings, method GET,
 /// timeout 300000 ms, idle timeout 30000 ms, `FOTA_DEFAULT_MAX_RETRIES`
-/// retries, no redirects, `show_url` true. Does nothing when `opts` is NULL.
+/// retries `FOTA_DEFAULT_RETRY_DELAY_MS` apart (doubling), no redirects,
+/// `show_url` true. Does nothing when `opts` is NULL.
 ///
 /// # Safety
 /// `opts` is NULL or points to writable memory for a `fota_opts_t`.
@@ -357,6 +364,7 @@ pub unsafe extern "C" fn fota_opts_init(opts: *mut fota_opts_t) {
         show_url: true,
         idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
         max_retries: FOTA_DEFAULT_MAX_RETRIES,
+        retry_delay_ms: FOTA_DEFAULT_RETRY_DELAY_MS,
         max_redirects: 0,
         progress_cb: None,
         progress_user: ptr::null_mut(),
@@ -491,6 +499,8 @@ unsafe fn request(
         timeout_ms: nonzero_or(opts.timeout_ms, FOTA_DEFAULT_TIMEOUT_MS),
         idle_timeout_ms: nonzero_or(opts.idle_timeout_ms, FOTA_DEFAULT_IDLE_TIMEOUT_MS),
         max_redirects: opts.max_redirects,
+        max_retries: opts.max_retries,
+        retry_delay_ms: nonzero_or(opts.retry_delay_ms, FOTA_DEFAULT_RETRY_DELAY_MS),
         show_url: opts.show_url,
     };
     let mut net = CNet {
@@ -714,5 +724,5 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 const _: () = {
     assert!(FOTA_LOG_ERROR == Level::Error as i32);
     assert!(FOTA_LOG_DEBUG == Level::Debug as i32);
-    assert!(FOTA_STATE_FINISHING == session::State::Finishing as u32);
+    assert!(FOTA_STATE_WAITING_RETRY == session::State::WaitingRetry as u32);
 };

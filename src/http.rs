@@ -56,10 +56,8 @@ pub struct Request<'a> {
 /// or holds spaces or control characters, or the host holds control
 /// characters (either would let a URL inject header lines).
 pub fn write_request_head(out: &mut [u8], req: &Request<'_>) -> Result<usize, Error> {
+    check_method(req.method)?;
     let method = req.method.as_bytes();
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
-        return Err(Error::InvalidArg);
-    }
     let target = req.target.as_bytes();
     if target.first() != Some(&b'/') || target.iter().any(|&b| b <= b' ' || b == 0x7f) {
         return Err(Error::Url);
@@ -134,6 +132,16 @@ impl Writer<'_> {
         let start = digits.len().saturating_sub(count);
         self.put(digits.get(start..).unwrap_or_default())
     }
+}
+
+/// Checks that `method` is an HTTP token (`Error::InvalidArg` otherwise), so
+/// that it can neither break the request line nor a log line.
+pub fn check_method(method: &str) -> Result<(), Error> {
+    let method = method.as_bytes();
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(Error::InvalidArg);
+    }
+    Ok(())
 }
 
 /// Validates the caller's extra header block: `Name: value` lines separated

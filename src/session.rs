@@ -20,6 +20,14 @@ pub const FOTA_DEFAULT_TIMEOUT_MS: u32 = 300_000;
 pub const FOTA_DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
 pub const FOTA_ABORT_SLICE_MS: u32 = 250;
+/// Default of `max_retries`: reconnections after a failure that a new
+/// connection may cure (connect failed, connection lost, idle timeout).
+pub const FOTA_DEFAULT_MAX_RETRIES: u32 = 5;
+/// Default of `retry_delay_ms`: the pause before the first retry; it doubles
+/// for each further retry.
+pub const FOTA_DEFAULT_RETRY_DELAY_MS: u32 = 1000;
+/// Longest pause between two retries.
+pub const FOTA_RETRY_DELAY_MAX_MS: u32 = 30_000;
 /// Pause between two `done()` polls while the flash reports busy.
 pub const FOTA_DONE_POLL_MS: u32 = 10;
 
@@ -109,6 +117,10 @@ pub struct Options<'a> {
     pub idle_timeout_ms: u32,
     /// Redirects followed (0: a 3xx is "no update", as in libfota).
     pub max_redirects: u8,
+    /// Reconnections after a failure a new connection may cure.
+    pub max_retries: u32,
+    /// Pause before the first retry, doubled for each further one.
+    pub retry_delay_ms: u32,
     /// Whether the URL may be logged (it carries the device parameters).
     pub show_url: bool,
 }
@@ -123,6 +135,7 @@ pub enum State {
     ReceivingHead = 3,
     Downloading = 4,
     Finishing = 5,
+    WaitingRetry = 6,
 }
 
 /// Live figures of the running request, readable from any task (atomics).
@@ -256,12 +269,12 @@ pub fn run<T: Transport, F: Flash, S: System>(
         opts,
         start,
         spent_ms: 0,
-        flash_open: false,
+        image: Image::NONE,
     };
     let outcome = session.request(ws);
-    if outcome.is_err() && session.flash_open {
+    if outcome.is_err() {
         // The image is incomplete or failed a check: never leave it marked good.
-        let _ = session.flash.end(false);
+        session.discard();
     }
     if let Err(e) = outcome {
         let mut line = Line::new();
@@ -273,12 +286,15 @@ pub fn run<T: Transport, F: Flash, S: System>(
     outcome
 }
 
-/// What to do with a response, decided from its head.
+/// What one connection achieved.
 enum Verdict {
     /// The image was stored and committed.
     Done,
     /// Follow the `Location` found at this range of the receive buffer.
     Redirect(core::ops::Range<usize>),
+    /// The continuation did not match the image begun earlier; it was
+    /// discarded and the next connection starts from byte 0.
+    Restart,
 }
 
 /// Where the bytes of a body go.
@@ -296,6 +312,43 @@ struct Idle {
     waited_ms: u32,
 }
 
+/// Longest `ETag` / `Last-Modified` value kept for `If-Range`.
+const VALIDATOR_MAX: usize = 96;
+
+/// The image in the update area, across connections.
+struct Image {
+    /// `init` succeeded and `end` was not called yet.
+    open: bool,
+    /// Bytes written, in order from 0: where a continuation must start.
+    written: u32,
+    /// Length announced by the first response (0: unknown).
+    total: u32,
+    /// The first response's `ETag` (or `Last-Modified`), `validator_len` bytes.
+    validator: [u8; VALIDATOR_MAX],
+    validator_len: usize,
+}
+
+impl Image {
+    const NONE: Image = Image {
+        open: false,
+        written: 0,
+        total: 0,
+        validator: [0; VALIDATOR_MAX],
+        validator_len: 0,
+    };
+
+    fn validator(&self) -> Option<&[u8]> {
+        self.validator
+            .get(..self.validator_len)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Only a body of known length can be continued with a Range request.
+    fn resume_from(&self) -> Option<u32> {
+        (self.open && self.total > 0 && self.written > 0).then_some(self.written)
+    }
+}
+
 struct Session<'s, T, F, S> {
     net: &'s mut T,
     flash: &'s mut F,
@@ -306,12 +359,18 @@ struct Session<'s, T, F, S> {
     /// Milliseconds known to have passed in waits and sleeps: keeps the
     /// deadline even when the clock hook does not advance.
     spent_ms: u32,
-    /// `init` succeeded and `end` was not called yet.
-    flash_open: bool,
+    image: Image,
+}
+
+/// Failures after which a new connection may succeed.
+fn retryable(e: Error) -> bool {
+    matches!(e, Error::Connect | Error::Disconnected | Error::Timeout)
 }
 
 impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     fn request(&mut self, ws: &mut Workspace) -> Result<(), Error> {
+        // Argument errors before any traffic (and before the method is logged).
+        http::check_method(self.opts.method)?;
         let extra_ends_with_crlf = http::check_extra_headers(self.opts.headers)?;
         let granularity = self.flash.granularity();
         if granularity > FOTA_WRITE_GRANULARITY_MAX
@@ -323,6 +382,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         let (mut current, mut spare) = (first, second);
         let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
         let mut redirects_left = self.opts.max_redirects;
+        let mut retries = 0u32;
         loop {
             let text = current
                 .get(..url_len)
@@ -340,21 +400,15 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
                 self.log(Level::Info, &line);
             }
             let port = target.effective_port(self.opts.port);
-            self.check_abort()?;
-            self.status.set_state(State::Connecting);
-            let connect_timeout = self.left()?.min(self.opts.idle_timeout_ms);
-            self.net.connect(target.host, port, connect_timeout)?;
-            let exchange = self.exchange(
+            let failure = match self.connection(
                 &mut ws.rx,
                 &target,
                 port,
                 extra_ends_with_crlf,
                 redirects_left > 0,
-            );
-            self.net.close();
-            match exchange? {
-                Verdict::Done => return Ok(()),
-                Verdict::Redirect(location) => {
+            ) {
+                Ok(Verdict::Done) => return Ok(()),
+                Ok(Verdict::Redirect(location)) => {
                     redirects_left = redirects_left.saturating_sub(1);
                     let value = ws
                         .rx
@@ -363,9 +417,80 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
                         .ok_or(Error::Response)?;
                     url_len = url::resolve_location(spare, &target, value)?.len();
                     core::mem::swap(&mut current, &mut spare);
+                    continue;
                 }
+                Ok(Verdict::Restart) => Error::Response,
+                Err(e) if retryable(e) => e,
+                Err(e) => return Err(e),
+            };
+            // Out of retries, or out of time for the pause before the next
+            // one: the failure that ended the last connection is the answer.
+            if retries >= self.opts.max_retries || !self.backoff_fits(retries + 1)? {
+                return Err(failure);
             }
+            retries += 1;
+            self.status.retries.store(retries, Ordering::Relaxed);
+            let mut line = Line::from("retry ");
+            line.push_num(u64::from(retries));
+            line.push(" after ");
+            line.push(
+                crate::result::name(failure as i32)
+                    .to_str()
+                    .unwrap_or_default(),
+            );
+            line.push(" at byte ");
+            line.push_num(u64::from(self.image.written));
+            self.log(Level::Warn, &line);
+            self.backoff(retries)?;
         }
+    }
+
+    /// One connection: connect, exchange, close.
+    fn connection(
+        &mut self,
+        rx: &mut [u8; FOTA_RX_BUF],
+        target: &Url<'_>,
+        port: u16,
+        extra_ends_with_crlf: bool,
+        may_redirect: bool,
+    ) -> Result<Verdict, Error> {
+        self.check_abort()?;
+        self.status.set_state(State::Connecting);
+        let connect_timeout = self.left()?.min(self.opts.idle_timeout_ms);
+        self.net.connect(target.host, port, connect_timeout)?;
+        let exchange = self.exchange(rx, target, port, extra_ends_with_crlf, may_redirect);
+        self.net.close();
+        exchange
+    }
+
+    /// The pause before retry number `retry` (from 1): `retry_delay_ms`
+    /// doubled for each earlier retry, at most `FOTA_RETRY_DELAY_MAX_MS`.
+    fn backoff_delay(&self, retry: u32) -> u32 {
+        let doublings = retry.saturating_sub(1).min(16);
+        self.opts
+            .retry_delay_ms
+            .saturating_mul(1 << doublings)
+            .min(FOTA_RETRY_DELAY_MAX_MS)
+    }
+
+    /// Whether the pause before retry `retry` ends before the deadline.
+    fn backoff_fits(&mut self, retry: u32) -> Result<bool, Error> {
+        let left = self.left()?;
+        Ok(self.backoff_delay(retry) < left)
+    }
+
+    /// Sleeps before retry number `retry`, in abort slices.
+    fn backoff(&mut self, retry: u32) -> Result<(), Error> {
+        self.status.set_state(State::WaitingRetry);
+        let mut delay = self.backoff_delay(retry);
+        while delay > 0 {
+            self.check_abort()?;
+            let slice = delay.min(FOTA_ABORT_SLICE_MS);
+            self.sys.sleep_ms(slice);
+            self.spent_ms = self.spent_ms.saturating_add(slice);
+            delay -= slice;
+        }
+        Ok(())
     }
 
     /// Sends the request on the open connection and handles the response.
@@ -378,6 +503,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         may_redirect: bool,
     ) -> Result<Verdict, Error> {
         self.status.set_state(State::Sending);
+        let resume_from = self.image.resume_from();
         let (host, out) = rx.split_at_mut(HOST_MAX);
         let host_len = url::write_host_header(host, target, port)?;
         let host = host
@@ -385,14 +511,18 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             .and_then(|b| core::str::from_utf8(b).ok())
             .ok_or(Error::Url)?;
         let body = self.opts.body;
+        // A weak ETag may not be used in If-Range (RFC 9110 13.1.5).
+        let if_range = resume_from
+            .and(self.image.validator())
+            .filter(|v| !v.starts_with(b"W/"));
         let head_len = http::write_request_head(
             out,
             &http::Request {
                 method: self.opts.method,
                 target: target.target,
                 host,
-                range_from: None,
-                if_range: None,
+                range_from: resume_from,
+                if_range,
                 body_len: (!body.is_empty()).then_some(body.len()),
             },
         )?;
@@ -414,7 +544,11 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         line.push_num(u64::from(head.status));
         self.log(Level::Debug, &line);
         match head.status {
-            200 | 206 => self.download(rx, &head, filled).map(|()| Verdict::Done),
+            200 | 206 => self.download(rx, &head, filled, resume_from),
+            416 if resume_from.is_some() => {
+                self.discard();
+                Ok(Verdict::Restart)
+            }
             301 | 302 | 303 | 307 | 308 if may_redirect => {
                 head.location.map(Verdict::Redirect).ok_or(Error::Response)
             }
@@ -451,28 +585,79 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         }
     }
 
-    /// Streams a 200/206 body into flash and commits it.
+    /// Streams a 200/206 body into flash and commits it. `resume_from` is
+    /// the offset asked for with `Range`, if any.
     fn download(
         &mut self,
         rx: &mut [u8; FOTA_RX_BUF],
         head: &Head,
         filled: usize,
-    ) -> Result<(), Error> {
+        resume_from: Option<u32>,
+    ) -> Result<Verdict, Error> {
         let length = match head.framing {
             Framing::None | Framing::Length(0) => return Err(Error::Response),
             Framing::Length(n) => Some(n),
             Framing::Chunked | Framing::UntilClose => None,
         };
-        if head.status == 206 {
-            // No Range was asked for: only the whole image in one part is an image.
-            let whole = matches!(
-                (head.content_range, length),
-                (Some(r), Some(n)) if r.first == 0 && r.total == Some(n) && r.last.checked_add(1) == Some(n)
-            );
-            if !whole {
-                return Err(Error::Response);
+        match (head.status, resume_from) {
+            (206, Some(from)) => {
+                if !self.continues_image(rx, head, from, length) {
+                    self.log(
+                        Level::Warn,
+                        &Line::from("continuation does not match: restart"),
+                    );
+                    self.discard();
+                    return Ok(Verdict::Restart);
+                }
             }
+            (206, None) => {
+                // No Range was asked for: only the whole image in one part is an image.
+                let whole = matches!(
+                    (head.content_range, length),
+                    (Some(r), Some(n)) if r.first == 0 && r.total == Some(n) && r.last.checked_add(1) == Some(n)
+                );
+                if !whole {
+                    return Err(Error::Response);
+                }
+                self.begin_image(rx, head, length)?;
+            }
+            // A 200 to a Range request: the server sends the whole image
+            // again; never append it to the part already written.
+            _ => self.begin_image(rx, head, length)?,
         }
+        self.status.set_state(State::Downloading);
+        self.body(rx, head, filled, Sink::Flash)?;
+        let complete = match self.image.total {
+            0 => self.image.written > 0,
+            total => self.image.written == total,
+        };
+        if !complete {
+            return Err(Error::Response);
+        }
+        self.finish_flash().map(|()| Verdict::Done)
+    }
+
+    /// Whether a 206 answer to `Range: bytes=from-` continues the image
+    /// begun earlier: same start, same total, same validator.
+    fn continues_image(&self, rx: &[u8], head: &Head, from: u32, length: Option<u64>) -> bool {
+        let total = u64::from(self.image.total);
+        let range_ok = matches!(
+            head.content_range,
+            Some(r) if r.first == u64::from(from) && r.total == Some(total) && r.last.checked_add(1) == Some(total)
+        );
+        let length_ok = length.is_none_or(|n| Some(n) == total.checked_sub(u64::from(from)));
+        let validator = head.validator.clone().and_then(|r| rx.get(r));
+        let validator_ok = match (self.image.validator(), validator) {
+            (Some(old), Some(new)) => old == new,
+            _ => true,
+        };
+        range_ok && length_ok && validator_ok
+    }
+
+    /// Starts a new image from byte 0: discards a partial one, checks the
+    /// length against `max_len`, calls `init`, keeps the validator.
+    fn begin_image(&mut self, rx: &[u8], head: &Head, length: Option<u64>) -> Result<(), Error> {
+        self.discard();
         let total = match length {
             Some(n) => {
                 let n = u32::try_from(n).map_err(|_| Error::TooLarge)?;
@@ -484,14 +669,32 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             None => 0,
         };
         self.flash.init(total).map_err(|_| Error::Flash)?;
-        self.flash_open = true;
-        self.status.total.store(total, Ordering::Relaxed);
-        self.status.set_state(State::Downloading);
-        let written = self.body(rx, head, filled, Sink::Flash)?;
-        if written == 0 {
-            return Err(Error::Response);
+        self.image.open = true;
+        self.image.total = total;
+        let validator = head.validator.clone().and_then(|r| rx.get(r));
+        match validator.filter(|v| v.len() <= VALIDATOR_MAX) {
+            Some(v) => {
+                self.image.validator_len = v.len();
+                self.image
+                    .validator
+                    .iter_mut()
+                    .zip(v)
+                    .for_each(|(slot, &b)| *slot = b);
+            }
+            None => self.image.validator_len = 0,
         }
-        self.finish_flash()
+        self.status.total.store(total, Ordering::Relaxed);
+        self.status.written.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ends an open image with `end(false)` and forgets it (the progress
+    /// figures stay, to show how far the request got).
+    fn discard(&mut self) {
+        if self.image.open {
+            let _ = self.flash.end(false);
+        }
+        self.image = Image::NONE;
     }
 
     /// Reads a refusal body and turns it into the request's outcome.
@@ -542,7 +745,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         let mut pending = 0usize;
         let mut raw = head.head_len.min(filled);
         let mut end = filled;
-        let mut written: u32 = 0;
+        let mut kept = 0usize;
         let mut ended = remaining == 0;
         let mut idle = self.idle();
         loop {
@@ -582,11 +785,11 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
                 Sink::Flash => pending - pending % granularity,
             };
             if ready > 0 {
-                self.write(rx.get(..ready).unwrap_or_default(), written)?;
-                written = written.saturating_add(ready as u32);
+                self.write(rx.get(..ready).unwrap_or_default())?;
+                kept += ready;
             }
             if ended {
-                return Ok(written as usize);
+                return Ok(kept);
             }
             // Keep the unwritten data and the undecoded bytes at the front,
             // dropping what was written and the framing already decoded.
@@ -608,8 +811,9 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         }
     }
 
-    /// Writes one run of body bytes at `offset`, within `max_len`.
-    fn write(&mut self, data: &[u8], offset: u32) -> Result<(), Error> {
+    /// Appends one run of body bytes to the image, within `max_len`.
+    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let offset = self.image.written;
         let next = u32::try_from(data.len())
             .ok()
             .and_then(|n| offset.checked_add(n))
@@ -619,6 +823,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         }
         self.check_abort()?;
         self.flash.write(offset, data).map_err(|_| Error::Flash)?;
+        self.image.written = next;
         self.status.written.store(next, Ordering::Relaxed);
         let total = self.status.total.load(Ordering::Relaxed);
         self.sys.progress(next, total);
@@ -637,7 +842,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             self.sys.sleep_ms(FOTA_DONE_POLL_MS);
             self.spent_ms = self.spent_ms.saturating_add(FOTA_DONE_POLL_MS);
         }
-        self.flash_open = false;
+        self.image.open = false;
         self.flash.end(true).map_err(|_| Error::Flash)
     }
 

@@ -54,6 +54,8 @@ struct ScriptNet {
     time: Time,
     conns: Vec<Conn>,
     refuse: bool,
+    /// Refuse this many connects before accepting.
+    refuse_first: usize,
     current: Option<(Conn, usize, u64)>,
     /// When a slow connection's next byte run is due.
     ready_at: Option<u32>,
@@ -68,6 +70,7 @@ impl ScriptNet {
             time: time.clone(),
             conns,
             refuse: false,
+            refuse_first: 0,
             current: None,
             ready_at: None,
             connects: Vec::new(),
@@ -84,6 +87,10 @@ impl ScriptNet {
 impl Transport for ScriptNet {
     fn connect(&mut self, host: &str, port: u16, _timeout_ms: u32) -> Result<(), Error> {
         self.connects.push((host.into(), port));
+        if self.refuse_first > 0 {
+            self.refuse_first -= 1;
+            return Err(Error::Connect);
+        }
         if self.refuse || self.conns.is_empty() {
             return Err(Error::Connect);
         }
@@ -269,6 +276,7 @@ struct FakeSys {
     /// Milliseconds each clock read advances (0: a stuck clock).
     tick: u32,
     logs: Vec<(Level, String)>,
+    sleeps: Vec<u32>,
     progress: Vec<(u32, u32)>,
     /// Raise the abort flag at this progress call.
     abort_at: Option<usize>,
@@ -281,6 +289,7 @@ impl FakeSys {
             time: time.clone(),
             tick: 1,
             logs: Vec::new(),
+            sleeps: Vec::new(),
             progress: Vec::new(),
             abort_at: None,
             status: None,
@@ -295,6 +304,7 @@ impl System for FakeSys {
     }
 
     fn sleep_ms(&mut self, ms: u32) {
+        self.sleeps.push(ms);
         self.time.set(self.time.get().wrapping_add(ms));
     }
 
@@ -322,6 +332,8 @@ fn opts(url: &str) -> Options<'_> {
         timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
         idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
         max_redirects: 0,
+        max_retries: 0,
+        retry_delay_ms: 100,
         show_url: true,
     }
 }
@@ -363,7 +375,11 @@ fn run_with(
         "end exactly once after every init"
     );
     if result.is_ok() {
-        assert_eq!(flash.ends, vec![true]);
+        let (last, earlier) = flash.ends.split_last().expect("committed");
+        assert!(
+            *last && earlier.iter().all(|&c| !c),
+            "one commit, at the end"
+        );
     } else {
         assert!(
             flash.ends.iter().all(|&c| !c) || flash.end_fails,
@@ -611,6 +627,18 @@ fn header_injection_is_refused_before_connecting() {
         let r = run(&o, vec![conn(&response_200(b"x"))]);
         assert_eq!(r.result, Err(Error::InvalidArg), "{bad:?}");
         assert!(r.net.connects.is_empty());
+    }
+}
+
+#[test]
+fn bad_method_is_refused_before_connecting_or_logging() {
+    for bad in ["GE T", "", "GET\r\nX: y"] {
+        let mut o = opts(URL);
+        o.method = bad;
+        let r = run(&o, vec![conn(&response_200(b"x"))]);
+        assert_eq!(r.result, Err(Error::InvalidArg), "{bad:?}");
+        assert!(r.net.connects.is_empty());
+        assert!(r.sys.logs.iter().all(|(_, m)| !m.contains(['\r', '\n'])));
     }
 }
 
@@ -961,4 +989,279 @@ fn abort_with_nothing_running_does_not_affect_the_next_request() {
     let status = Status::new();
     status.request_abort();
     assert!(!status.aborted());
+}
+
+// --- Resume and retries ------------------------------------------------------
+
+fn response_206(img: &[u8], from: usize, total: usize, etag: &str) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{}/{total}\r\nContent-Length: {}\r\nETag: {etag}\r\n\r\n",
+        img.len() - 1,
+        img.len() - from
+    )
+    .into_bytes();
+    r.extend_from_slice(&img[from..]);
+    r
+}
+
+/// The first `body_bytes` of a 200 response carrying `img`, then a drop.
+fn dropped_200(img: &[u8], body_bytes: usize, after: After) -> Conn {
+    let full = response_200(img);
+    let head = full.len() - img.len();
+    let mut c = conn(&full[..head + body_bytes]);
+    c.after = after;
+    c
+}
+
+fn retrying(max_retries: u32) -> Options<'static> {
+    let mut o = opts(URL);
+    o.max_retries = max_retries;
+    o
+}
+
+#[test]
+fn dropped_download_resumes_with_range_and_if_range() {
+    let img = image(100_000);
+    for after in [After::Close, After::Reset, After::Stall] {
+        let r = run(
+            &retrying(3),
+            vec![
+                dropped_200(&img, 60_000, after),
+                conn(&response_206(&img, 60_000, img.len(), "\"v1\"")),
+            ],
+        );
+        assert_eq!(r.result, Ok(()), "{after:?}");
+        assert!(r.flash.image() == &img[..]);
+        assert_eq!(r.flash.inits, vec![100_000], "one image, continued");
+        let second = r.net.request_text(1);
+        assert!(
+            second.contains("\r\nRange: bytes=60000-\r\nIf-Range: \"v1\"\r\n"),
+            "{second}"
+        );
+        assert_eq!(r.status.snapshot().retries, 1);
+    }
+}
+
+#[test]
+fn continuation_that_does_not_match_restarts_from_zero() {
+    let img = image(50_000);
+    let mut other = img.clone();
+    other[0] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "wrong start",
+            response_206(&img, 20_000, img.len(), "\"v1\""),
+        ),
+        ("wrong total", {
+            let mut r = response_206(&img, 30_000, img.len(), "\"v1\"");
+            let text = String::from_utf8_lossy(&r[..100]).replace("/50000", "/50001");
+            r.splice(..100, text.into_bytes());
+            r
+        }),
+        (
+            "changed etag",
+            response_206(&img, 30_000, img.len(), "\"v2\""),
+        ),
+        (
+            "416",
+            b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, reply) in cases {
+        let r = run(
+            &retrying(3),
+            vec![
+                dropped_200(&img, 30_000, After::Close),
+                conn(&reply),
+                conn(&response_200(&other)),
+            ],
+        );
+        assert_eq!(r.result, Ok(()), "{name}");
+        assert!(
+            r.flash.image() == &other[..],
+            "{name}: the new image, from byte 0"
+        );
+        assert_eq!(r.flash.inits, vec![50_000, 50_000], "{name}");
+        assert_eq!(r.flash.ends, vec![false, true], "{name}");
+        assert!(!r.net.request_text(2).contains("Range:"), "{name}");
+    }
+}
+
+#[test]
+fn full_200_to_a_range_request_replaces_the_partial_image() {
+    let img = image(50_000);
+    let r = run(
+        &retrying(1),
+        vec![
+            dropped_200(&img, 30_000, After::Close),
+            conn(&response_200(&img)),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert!(r.flash.image() == &img[..]);
+    assert_eq!(r.flash.inits, vec![50_000, 50_000]);
+    assert_eq!(r.flash.ends, vec![false, true]);
+    assert!(r.net.request_text(1).contains("Range: bytes=30000-"));
+}
+
+#[test]
+fn chunked_download_restarts_from_zero_after_a_drop() {
+    let img = image(20_000);
+    let full = chunked(&img, &[1000]);
+    let mut first = conn(&full[..9000]);
+    first.after = After::Reset;
+    let r = run(&retrying(1), vec![first, conn(&full)]);
+    assert_eq!(r.result, Ok(()));
+    assert!(r.flash.image() == &img[..]);
+    assert!(!r.net.request_text(1).contains("Range:"));
+    assert_eq!(r.flash.ends, vec![false, true]);
+}
+
+#[test]
+fn weak_etag_is_not_sent_as_if_range() {
+    let img = image(10_000);
+    let full = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\nETag: W/\"w1\"\r\n\r\n".to_vec();
+    let mut first = full.clone();
+    first.extend_from_slice(&img[..4000]);
+    let r = run(
+        &retrying(1),
+        vec![
+            conn(&first),
+            conn(&response_206(&img, 4000, 10_000, "W/\"w1\"")),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    let second = r.net.request_text(1);
+    assert!(
+        second.contains("Range: bytes=4000-") && !second.contains("If-Range"),
+        "{second}"
+    );
+}
+
+#[test]
+fn resume_offset_is_a_whole_number_of_blocks() {
+    let img = image(40_000);
+    let r = run_with(
+        &retrying(1),
+        vec![
+            dropped_200(&img, 10_000, After::Close),
+            conn(&response_206(&img, 9_984, img.len(), "\"v1\"")),
+        ],
+        |_, f, _| f.granularity = 256,
+    );
+    assert_eq!(r.result, Ok(()));
+    assert!(
+        r.net.request_text(1).contains("Range: bytes=9984-"),
+        "39 whole pages of 256"
+    );
+    assert!(r.flash.image() == &img[..]);
+}
+
+#[test]
+fn failures_before_the_body_are_retried() {
+    let img = image(1000);
+    let r = run_with(&retrying(2), vec![conn(&response_200(&img))], |n, _, _| {
+        n.refuse_first = 2
+    });
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.net.connects.len(), 3);
+    let r = run(
+        &retrying(1),
+        vec![
+            conn(b"HTTP/1.1 200 OK\r\nContent-Le"),
+            conn(&response_200(&img)),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert!(r.flash.inits.len() == 1 && !r.net.request_text(1).contains("Range:"));
+}
+
+#[test]
+fn spent_budget_gives_the_last_error() {
+    let img = image(10_000);
+    let drops: Vec<Conn> = (0..4)
+        .map(|_| dropped_200(&img, 100, After::Close))
+        .collect();
+    let r = run(&retrying(3), drops);
+    assert_eq!(r.result, Err(Error::Disconnected));
+    assert_eq!(r.net.connects.len(), 4);
+    assert_eq!(r.status.snapshot().retries, 3);
+    let r = run_with(&retrying(2), vec![], |n, _, _| n.refuse = true);
+    assert_eq!(r.result, Err(Error::Connect));
+    assert_eq!(r.net.connects.len(), 3);
+}
+
+#[test]
+fn errors_a_new_connection_cannot_cure_are_not_retried() {
+    let r = run(
+        &retrying(5),
+        vec![conn(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")],
+    );
+    assert_eq!(r.result, Err(Error::NoUpdate));
+    let r = run(&retrying(5), vec![conn(b"garbage\r\n\r\n")]);
+    assert_eq!(r.result, Err(Error::Response));
+    assert_eq!(r.net.connects.len(), 1);
+}
+
+#[test]
+fn backoff_doubles_up_to_the_cap() {
+    let mut o = retrying(7);
+    o.retry_delay_ms = 5000;
+    o.timeout_ms = 1_000_000;
+    let r = run_with(&o, vec![], |n, _, _| n.refuse = true);
+    assert_eq!(r.result, Err(Error::Connect));
+    // Sleeps are cut into abort slices; add them up between connects.
+    let total: u32 = r.sys.sleeps.iter().sum();
+    assert_eq!(total, 5000 + 10_000 + 20_000 + 30_000 * 4);
+    assert!(r.sys.sleeps.iter().all(|&s| s <= FOTA_ABORT_SLICE_MS));
+}
+
+#[test]
+fn backoff_that_would_pass_the_deadline_ends_the_request_with_the_last_failure() {
+    let mut o = retrying(10);
+    o.retry_delay_ms = 4000;
+    o.timeout_ms = 10_000;
+    let r = run_with(&o, vec![], |n, _, _| n.refuse = true);
+    assert_eq!(
+        r.result,
+        Err(Error::Connect),
+        "the last failure, not a timeout"
+    );
+    // 4 s, then 8 s would pass the 10 s deadline.
+    assert_eq!(r.net.connects.len(), 2);
+    assert!(r.net.time.get() - 1000 < 10_000);
+}
+
+#[test]
+fn abort_during_backoff() {
+    let mut o = retrying(3);
+    o.retry_delay_ms = 10_000;
+    let status: &'static Status = Box::leak(Box::new(Status::new()));
+    let time: Time = Rc::new(Cell::new(0));
+    let mut net = ScriptNet::new(&time, vec![]);
+    net.refuse = true;
+    let mut flash = RamFlash::new();
+    struct AbortingSys(FakeSys, &'static Status);
+    impl System for AbortingSys {
+        fn now_ms(&mut self) -> u32 {
+            self.0.now_ms()
+        }
+        fn sleep_ms(&mut self, ms: u32) {
+            self.0.sleep_ms(ms);
+            if self.0.sleeps.len() == 3 {
+                self.1.request_abort();
+            }
+        }
+        fn log(&mut self, level: Level, msg: &str) {
+            self.0.log(level, msg)
+        }
+        fn progress(&mut self, w: u32, t: u32) {
+            self.0.progress(w, t)
+        }
+    }
+    let mut sys = AbortingSys(FakeSys::new(&time), status);
+    let mut ws = Box::new(Workspace::new());
+    let result = super::run(&mut ws, &mut net, &mut flash, &mut sys, status, &o);
+    assert_eq!(result, Err(Error::Aborted));
+    assert_eq!(sys.0.sleeps.len(), 3, "abort seen within one slice");
 }
