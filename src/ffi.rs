@@ -11,7 +11,7 @@ use core::ptr;
 
 use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
 use crate::session::{
-    self, Flash, Level, Options, Received, Status, System, Transport, Workspace,
+    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
     FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES, FOTA_DEFAULT_RETRY_DELAY_MS,
     FOTA_DEFAULT_TIMEOUT_MS,
 };
@@ -516,7 +516,15 @@ unsafe fn request(
         progress: opts.progress_cb,
         progress_user: opts.progress_user,
     };
-    session::run(ws, &mut net, &mut flash, &mut sys, &STATUS, &session_opts)
+    session::run(
+        ws,
+        &mut net,
+        &mut flash,
+        &platform.sys,
+        &mut sys,
+        &STATUS,
+        &session_opts,
+    )
 }
 
 fn nonzero_or(value: u32, default: u32) -> u32 {
@@ -594,6 +602,15 @@ impl Transport for CNet {
         Ok(())
     }
 
+    fn close(&mut self) {
+        if let (Some(close), Some(sock)) = (self.ops.close, self.sock.take()) {
+            // SAFETY: closes the handle `connect` returned, once.
+            unsafe { close(self.ops.ctx, sock) };
+        }
+    }
+}
+
+impl Stream for CNet {
     fn send(&mut self, data: &[u8], timeout_ms: u32) -> Result<usize, Error> {
         let (send, sock) = self.ops.send.zip(self.sock).ok_or(Error::Disconnected)?;
         // SAFETY: `data` is valid for `data.len()` bytes during the call.
@@ -614,13 +631,6 @@ impl Transport for CNet {
             Ok(n) if n <= buf.len() => Ok(Received::Data(n)),
             _ if n == FOTA_NET_WOULD_BLOCK => Ok(Received::Idle),
             _ => Err(Error::Disconnected),
-        }
-    }
-
-    fn close(&mut self) {
-        if let (Some(close), Some(sock)) = (self.ops.close, self.sock.take()) {
-            // SAFETY: closes the handle `connect` returned, once.
-            unsafe { close(self.ops.ctx, sock) };
         }
     }
 }
@@ -681,15 +691,17 @@ struct CSys {
     progress_user: *mut c_void,
 }
 
-impl System for CSys {
-    fn now_ms(&mut self) -> u32 {
-        match self.ops.now_ms {
+impl Clock for fota_sys_ops_t {
+    fn now_ms(&self) -> u32 {
+        match self.now_ms {
             // SAFETY: a hook installed by fota_init().
-            Some(now) => unsafe { now(self.ops.ctx) },
+            Some(now) => unsafe { now(self.ctx) },
             None => 0,
         }
     }
+}
 
+impl System for CSys {
     fn sleep_ms(&mut self, ms: u32) {
         if let Some(sleep) = self.ops.sleep_ms {
             // SAFETY: a hook installed by fota_init().
@@ -710,11 +722,20 @@ impl System for CSys {
             unsafe { cb(written, total, self.progress_user) };
         }
     }
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        let random = self.ops.random.ok_or(Error::InvalidArg)?;
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        match unsafe { random(self.ops.ctx, buf.as_mut_ptr(), buf.len()) } {
+            0 => Ok(()),
+            _ => Err(Error::Tls),
+        }
+    }
 }
 
 /// A `#![no_std]` library cannot unwind; nothing in fota panics on any input,
 /// so reaching this is a bug: stop here rather than run on corrupted state.
-#[cfg(not(test))]
+#[cfg(not(any(test, feature = "std")))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -4,11 +4,12 @@
 //! that talks to the world through small traits, and a C ABI (`ffi`) that
 //! adapts the C hook tables to those traits. No heap: every buffer is static
 //! or on the stack, with sizes fixed at build time.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 
 pub mod ffi;
 pub mod http;
 pub mod result;
 pub mod session;
+mod timer;
 pub mod url;

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use crate::result::Error;
+use crate::timer::Timer;
 use crate::url::{self, DeviceParams, Scheme, Url, FOTA_URL_MAX};
 
 /// Bytes of the receive buffer. A response head must fit in it (a longer head
@@ -42,16 +43,26 @@ pub enum Received {
     Closed,
 }
 
-/// A byte stream to one server (plain TCP, or TLS on top of it).
-pub trait Transport {
-    /// Opens the stream. Errors: `Connect` (or `Tls`).
-    fn connect(&mut self, host: &str, port: u16, timeout_ms: u32) -> Result<(), Error>;
+/// A byte stream to one server: a TCP connection, or TLS on top of it.
+pub trait Stream {
     /// Sends some of `data`; `Ok(0)` when nothing could be sent within the timeout.
     fn send(&mut self, data: &[u8], timeout_ms: u32) -> Result<usize, Error>;
     /// Receives into `buf`. A broken connection is `Err(Disconnected)`.
     fn recv(&mut self, buf: &mut [u8], timeout_ms: u32) -> Result<Received, Error>;
-    /// Closes the stream; called once after every successful `connect`.
+}
+
+/// TCP connections, one at a time.
+pub trait Transport: Stream {
+    /// Opens a connection. Errors: `Connect`.
+    fn connect(&mut self, host: &str, port: u16, timeout_ms: u32) -> Result<(), Error>;
+    /// Closes the connection; called once after every successful `connect`.
     fn close(&mut self);
+}
+
+/// A monotonic millisecond clock (shared by the session and the TLS layer).
+pub trait Clock {
+    /// Milliseconds from a monotonic clock; wraps around.
+    fn now_ms(&self) -> u32;
 }
 
 /// The update area in flash.
@@ -80,10 +91,8 @@ pub enum Level {
     Debug = 4,
 }
 
-/// Clock, sleep, log and progress reporting.
+/// Sleep, randomness, log and progress reporting.
 pub trait System {
-    /// Milliseconds from a monotonic clock; wraps around.
-    fn now_ms(&mut self) -> u32;
     /// Blocks the calling task for `ms` milliseconds.
     fn sleep_ms(&mut self, ms: u32);
     /// A log line (without a line terminator).
@@ -91,6 +100,8 @@ pub trait System {
     /// Called after each flash write with the bytes written so far and the
     /// total (0 if unknown).
     fn progress(&mut self, written: u32, total: u32);
+    /// Fills `buf` from a cryptographic random source (TLS needs it).
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error>;
 }
 
 /// What a request does, as the session needs it (the FFI layer fills it from
@@ -216,7 +227,7 @@ impl Status {
         self.state.store(state as u32, Ordering::Relaxed);
     }
 
-    fn aborted(&self) -> bool {
+    pub(crate) fn aborted(&self) -> bool {
         self.abort.load(Ordering::Acquire)
     }
 }
@@ -251,27 +262,27 @@ impl Default for Workspace {
 }
 
 /// Runs one request to its end. The flash is committed only when `Ok(())`.
-pub fn run<T: Transport, F: Flash, S: System>(
+#[allow(clippy::too_many_arguments)]
+pub fn run<T: Transport, F: Flash, C: Clock, S: System>(
     ws: &mut Workspace,
     net: &mut T,
     flash: &mut F,
+    clock: &C,
     sys: &mut S,
     status: &Status,
     opts: &Options<'_>,
 ) -> Result<(), Error> {
     status.begin();
-    let start = sys.now_ms();
+    let timer = Timer::start(clock, status, opts.timeout_ms, opts.idle_timeout_ms);
     let mut session = Session {
-        net,
         flash,
         sys,
         status,
         opts,
-        start,
-        spent_ms: 0,
+        timer: &timer,
         image: Image::NONE,
     };
-    let outcome = session.request(ws);
+    let outcome = session.request(net, ws);
     if outcome.is_err() {
         // The image is incomplete or failed a check: never leave it marked good.
         session.discard();
@@ -304,12 +315,6 @@ enum Sink {
     Flash,
     /// Kept at the start of the buffer, to be read as a refusal.
     Buffer,
-}
-
-/// Time without progress on one connection; see [`Session::wait`].
-struct Idle {
-    since: u32,
-    waited_ms: u32,
 }
 
 /// Longest `ETag` / `Last-Modified` value kept for `If-Range`.
@@ -349,16 +354,12 @@ impl Image {
     }
 }
 
-struct Session<'s, T, F, S> {
-    net: &'s mut T,
+struct Session<'s, F, C: Clock, S> {
     flash: &'s mut F,
     sys: &'s mut S,
     status: &'s Status,
     opts: &'s Options<'s>,
-    start: u32,
-    /// Milliseconds known to have passed in waits and sleeps: keeps the
-    /// deadline even when the clock hook does not advance.
-    spent_ms: u32,
+    timer: &'s Timer<'s, C>,
     image: Image,
 }
 
@@ -367,8 +368,8 @@ fn retryable(e: Error) -> bool {
     matches!(e, Error::Connect | Error::Disconnected | Error::Timeout)
 }
 
-impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
-    fn request(&mut self, ws: &mut Workspace) -> Result<(), Error> {
+impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
+    fn request<T: Transport>(&mut self, net: &mut T, ws: &mut Workspace) -> Result<(), Error> {
         // Argument errors before any traffic (and before the method is logged).
         http::check_method(self.opts.method)?;
         let extra_ends_with_crlf = http::check_extra_headers(self.opts.headers)?;
@@ -401,6 +402,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             }
             let port = target.effective_port(self.opts.port);
             let failure = match self.connection(
+                net,
                 &mut ws.rx,
                 &target,
                 port,
@@ -446,20 +448,20 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     }
 
     /// One connection: connect, exchange, close.
-    fn connection(
+    fn connection<T: Transport>(
         &mut self,
+        net: &mut T,
         rx: &mut [u8; FOTA_RX_BUF],
         target: &Url<'_>,
         port: u16,
         extra_ends_with_crlf: bool,
         may_redirect: bool,
     ) -> Result<Verdict, Error> {
-        self.check_abort()?;
+        self.timer.check_abort()?;
         self.status.set_state(State::Connecting);
-        let connect_timeout = self.left()?.min(self.opts.idle_timeout_ms);
-        self.net.connect(target.host, port, connect_timeout)?;
-        let exchange = self.exchange(rx, target, port, extra_ends_with_crlf, may_redirect);
-        self.net.close();
+        net.connect(target.host, port, self.timer.connect_timeout()?)?;
+        let exchange = self.exchange(net, rx, target, port, extra_ends_with_crlf, may_redirect);
+        net.close();
         exchange
     }
 
@@ -474,8 +476,8 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     }
 
     /// Whether the pause before retry `retry` ends before the deadline.
-    fn backoff_fits(&mut self, retry: u32) -> Result<bool, Error> {
-        let left = self.left()?;
+    fn backoff_fits(&self, retry: u32) -> Result<bool, Error> {
+        let left = self.timer.left()?;
         Ok(self.backoff_delay(retry) < left)
     }
 
@@ -484,18 +486,19 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         self.status.set_state(State::WaitingRetry);
         let mut delay = self.backoff_delay(retry);
         while delay > 0 {
-            self.check_abort()?;
+            self.timer.check_abort()?;
             let slice = delay.min(FOTA_ABORT_SLICE_MS);
             self.sys.sleep_ms(slice);
-            self.spent_ms = self.spent_ms.saturating_add(slice);
+            self.timer.slept(slice);
             delay -= slice;
         }
         Ok(())
     }
 
     /// Sends the request on the open connection and handles the response.
-    fn exchange(
+    fn exchange<N: Stream + ?Sized>(
         &mut self,
+        stream: &mut N,
         rx: &mut [u8; FOTA_RX_BUF],
         target: &Url<'_>,
         port: u16,
@@ -526,17 +529,18 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
                 body_len: (!body.is_empty()).then_some(body.len()),
             },
         )?;
-        self.send_all(out.get(..head_len).ok_or(Error::Url)?)?;
+        let timer = self.timer;
+        timer.send_all(stream, out.get(..head_len).ok_or(Error::Url)?)?;
         let extra = self.opts.headers;
-        self.send_all(extra)?;
+        timer.send_all(stream, extra)?;
         if !extra.is_empty() && !extra_ends_with_crlf {
-            self.send_all(b"\r\n")?;
+            timer.send_all(stream, b"\r\n")?;
         }
-        self.send_all(b"\r\n")?;
-        self.send_all(body)?;
+        timer.send_all(stream, b"\r\n")?;
+        timer.send_all(stream, body)?;
 
         self.status.set_state(State::ReceivingHead);
-        let (head, filled) = self.read_head(rx)?;
+        let (head, filled) = self.read_head(stream, rx)?;
         self.status
             .http_status
             .store(u32::from(head.status), Ordering::Relaxed);
@@ -544,7 +548,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         line.push_num(u64::from(head.status));
         self.log(Level::Debug, &line);
         match head.status {
-            200 | 206 => self.download(rx, &head, filled, resume_from),
+            200 | 206 => self.download(stream, rx, &head, filled, resume_from),
             416 if resume_from.is_some() => {
                 self.discard();
                 Ok(Verdict::Restart)
@@ -552,17 +556,21 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             301 | 302 | 303 | 307 | 308 if may_redirect => {
                 head.location.map(Verdict::Redirect).ok_or(Error::Response)
             }
-            s if s >= 300 => Err(self.refusal(rx, &head, filled)),
+            s if s >= 300 => Err(self.refusal(stream, rx, &head, filled)),
             _ => Err(Error::Response),
         }
     }
 
     /// Reads until a final (non-1xx) response head is complete; returns it and
     /// the bytes in `rx`.
-    fn read_head(&mut self, rx: &mut [u8; FOTA_RX_BUF]) -> Result<(Head, usize), Error> {
+    fn read_head<N: Stream + ?Sized>(
+        &mut self,
+        stream: &mut N,
+        rx: &mut [u8; FOTA_RX_BUF],
+    ) -> Result<(Head, usize), Error> {
         let head_request = self.opts.method == "HEAD";
         let mut filled = 0;
-        let mut idle = self.idle();
+        let mut idle = self.timer.idle();
         loop {
             match http::parse_head(rx.get(..filled).unwrap_or_default(), head_request)? {
                 Some(head) if (100..200).contains(&head.status) => {
@@ -578,7 +586,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             if free.is_empty() {
                 return Err(Error::Response);
             }
-            match self.receive(free, &mut idle)? {
+            match self.timer.receive(stream, free, &mut idle)? {
                 Some(n) => filled += n,
                 None => return Err(Error::Disconnected),
             }
@@ -587,8 +595,9 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
 
     /// Streams a 200/206 body into flash and commits it. `resume_from` is
     /// the offset asked for with `Range`, if any.
-    fn download(
+    fn download<N: Stream + ?Sized>(
         &mut self,
+        stream: &mut N,
         rx: &mut [u8; FOTA_RX_BUF],
         head: &Head,
         filled: usize,
@@ -626,7 +635,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             _ => self.begin_image(rx, head, length)?,
         }
         self.status.set_state(State::Downloading);
-        self.body(rx, head, filled, Sink::Flash)?;
+        self.body(stream, rx, head, filled, Sink::Flash)?;
         let complete = match self.image.total {
             0 => self.image.written > 0,
             total => self.image.written == total,
@@ -698,8 +707,14 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     }
 
     /// Reads a refusal body and turns it into the request's outcome.
-    fn refusal(&mut self, rx: &mut [u8; FOTA_RX_BUF], head: &Head, filled: usize) -> Error {
-        let kept = match self.body(rx, head, filled, Sink::Buffer) {
+    fn refusal<N: Stream + ?Sized>(
+        &mut self,
+        stream: &mut N,
+        rx: &mut [u8; FOTA_RX_BUF],
+        head: &Head,
+        filled: usize,
+    ) -> Error {
+        let kept = match self.body(stream, rx, head, filled, Sink::Buffer) {
             Ok(kept) => kept,
             Err(Error::Aborted) => return Error::Aborted,
             // The status already said "no update"; a broken body cannot change that.
@@ -727,8 +742,9 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     /// flash sink writes them out (whole granularity blocks while more
     /// follows), the buffer sink keeps them until the buffer is full. Returns
     /// the bytes written (flash) or kept (buffer).
-    fn body(
+    fn body<N: Stream + ?Sized>(
         &mut self,
+        stream: &mut N,
         rx: &mut [u8; FOTA_RX_BUF],
         head: &Head,
         filled: usize,
@@ -747,7 +763,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         let mut end = filled;
         let mut kept = 0usize;
         let mut ended = remaining == 0;
-        let mut idle = self.idle();
+        let mut idle = self.timer.idle();
         loop {
             while raw < end && !ended {
                 let input = rx.get(raw..end).unwrap_or_default();
@@ -803,7 +819,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
             if free.is_empty() {
                 return Err(Error::Response);
             }
-            match self.receive(free, &mut idle)? {
+            match self.timer.receive(stream, free, &mut idle)? {
                 Some(n) => end += n,
                 None if head.framing == Framing::UntilClose || sink == Sink::Buffer => ended = true,
                 None => return Err(Error::Disconnected),
@@ -821,7 +837,7 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
         if self.opts.max_len != 0 && next > self.opts.max_len {
             return Err(Error::TooLarge);
         }
-        self.check_abort()?;
+        self.timer.check_abort()?;
         self.flash.write(offset, data).map_err(|_| Error::Flash)?;
         self.image.written = next;
         self.status.written.store(next, Ordering::Relaxed);
@@ -834,94 +850,16 @@ impl<T: Transport, F: Flash, S: System> Session<'_, T, F, S> {
     fn finish_flash(&mut self) -> Result<(), Error> {
         self.status.set_state(State::Finishing);
         loop {
-            self.check_abort()?;
+            self.timer.check_abort()?;
             if self.flash.done().map_err(|_| Error::Flash)? {
                 break;
             }
-            self.left()?;
+            self.timer.left()?;
             self.sys.sleep_ms(FOTA_DONE_POLL_MS);
-            self.spent_ms = self.spent_ms.saturating_add(FOTA_DONE_POLL_MS);
+            self.timer.slept(FOTA_DONE_POLL_MS);
         }
         self.image.open = false;
         self.flash.end(true).map_err(|_| Error::Flash)
-    }
-
-    fn send_all(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        let mut idle = self.idle();
-        while !data.is_empty() {
-            let wait = self.wait(&mut idle)?;
-            match self.net.send(data, wait)? {
-                0 => self.waited(&mut idle, wait),
-                n => {
-                    data = data.get(n..).ok_or(Error::Disconnected)?;
-                    idle = self.idle();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Receives into `buf`: `Some(n)` bytes, or `None` when the peer closed.
-    fn receive(&mut self, buf: &mut [u8], idle: &mut Idle) -> Result<Option<usize>, Error> {
-        loop {
-            let wait = self.wait(idle)?;
-            match self.net.recv(buf, wait)? {
-                Received::Data(n) => {
-                    *idle = self.idle();
-                    return Ok(Some(n));
-                }
-                Received::Idle => self.waited(idle, wait),
-                Received::Closed => return Ok(None),
-            }
-        }
-    }
-
-    fn idle(&mut self) -> Idle {
-        Idle {
-            since: self.sys.now_ms(),
-            waited_ms: 0,
-        }
-    }
-
-    /// Timeout for the next wait: at most one abort slice, within the idle
-    /// timeout and the overall deadline.
-    fn wait(&mut self, idle: &mut Idle) -> Result<u32, Error> {
-        self.check_abort()?;
-        let now = self.sys.now_ms();
-        let left = self.left_at(now)?;
-        let idle_used = now.wrapping_sub(idle.since).max(idle.waited_ms);
-        match self.opts.idle_timeout_ms.checked_sub(idle_used) {
-            Some(idle_left) if idle_left > 0 => Ok(left.min(idle_left).min(FOTA_ABORT_SLICE_MS)),
-            _ => Err(Error::Timeout),
-        }
-    }
-
-    /// Records a wait that ended with nothing done.
-    fn waited(&mut self, idle: &mut Idle, wait: u32) {
-        idle.waited_ms = idle.waited_ms.saturating_add(wait);
-        self.spent_ms = self.spent_ms.saturating_add(wait);
-    }
-
-    /// Milliseconds left before the overall deadline, or `Timeout`.
-    fn left(&mut self) -> Result<u32, Error> {
-        let now = self.sys.now_ms();
-        self.left_at(now)
-    }
-
-    fn left_at(&self, now: u32) -> Result<u32, Error> {
-        let used = now.wrapping_sub(self.start).max(self.spent_ms);
-        match self.opts.timeout_ms.checked_sub(used) {
-            Some(left) if left > 0 => Ok(left),
-            _ => Err(Error::Timeout),
-        }
-    }
-
-    fn check_abort(&self) -> Result<(), Error> {
-        if self.status.aborted() {
-            Err(Error::Aborted)
-        } else {
-            Ok(())
-        }
     }
 
     fn log(&mut self, level: Level, line: &Line) {

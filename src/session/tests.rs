@@ -104,6 +104,13 @@ impl Transport for ScriptNet {
         Ok(())
     }
 
+    fn close(&mut self) {
+        self.closes += 1;
+        self.current = None;
+    }
+}
+
+impl Stream for ScriptNet {
     fn send(&mut self, data: &[u8], _timeout_ms: u32) -> Result<usize, Error> {
         // Partial sends: at most 7 bytes at a time.
         let n = data.len().min(7);
@@ -154,11 +161,6 @@ impl Transport for ScriptNet {
         buf[..n].copy_from_slice(&c.response[*pos..*pos + n]);
         *pos += n;
         Ok(Received::Data(n))
-    }
-
-    fn close(&mut self) {
-        self.closes += 1;
-        self.current = None;
     }
 }
 
@@ -297,12 +299,20 @@ impl FakeSys {
     }
 }
 
-impl System for FakeSys {
-    fn now_ms(&mut self) -> u32 {
+/// The shared fake clock; each read advances it by `tick` ms (0: stuck).
+struct FakeClock {
+    time: Time,
+    tick: u32,
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u32 {
         self.time.set(self.time.get().wrapping_add(self.tick));
         self.time.get()
     }
+}
 
+impl System for FakeSys {
     fn sleep_ms(&mut self, ms: u32) {
         self.sleeps.push(ms);
         self.time.set(self.time.get().wrapping_add(ms));
@@ -317,6 +327,11 @@ impl System for FakeSys {
         if self.abort_at == Some(self.progress.len()) {
             self.status.unwrap().request_abort();
         }
+    }
+
+    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        buf.fill(0x5A);
+        Ok(())
     }
 }
 
@@ -362,7 +377,11 @@ fn run_with(
     sys.status = Some(status);
     setup(&mut net, &mut flash, &mut sys);
     let mut ws = Box::new(Workspace::new());
-    let result = super::run(&mut ws, &mut net, &mut flash, &mut sys, status, o);
+    let clock = FakeClock {
+        time: time.clone(),
+        tick: sys.tick,
+    };
+    let result = super::run(&mut ws, &mut net, &mut flash, &clock, &mut sys, status, o);
     // Invariants of every request.
     assert_eq!(
         net.closes,
@@ -1243,8 +1262,8 @@ fn abort_during_backoff() {
     let mut flash = RamFlash::new();
     struct AbortingSys(FakeSys, &'static Status);
     impl System for AbortingSys {
-        fn now_ms(&mut self) -> u32 {
-            self.0.now_ms()
+        fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+            self.0.random(buf)
         }
         fn sleep_ms(&mut self, ms: u32) {
             self.0.sleep_ms(ms);
@@ -1261,7 +1280,8 @@ fn abort_during_backoff() {
     }
     let mut sys = AbortingSys(FakeSys::new(&time), status);
     let mut ws = Box::new(Workspace::new());
-    let result = super::run(&mut ws, &mut net, &mut flash, &mut sys, status, &o);
+    let clock = FakeClock { time, tick: 1 };
+    let result = super::run(&mut ws, &mut net, &mut flash, &clock, &mut sys, status, &o);
     assert_eq!(result, Err(Error::Aborted));
     assert_eq!(sys.0.sleeps.len(), 3, "abort seen within one slice");
 }

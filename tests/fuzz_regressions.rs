@@ -1,0 +1,1 @@
+//! Regression tests from fuzzing findings (placeholder until the first finding).
