@@ -8,7 +8,8 @@
  * last line. stderr: progress (a redrawn bar on a terminal, a few plain lines
  * otherwise), errors and, with --verbose, fota's log. The exit status is the
  * fota result code (0 = FOTA_OK), or 14 (FOTA_ERR_INVALID_ARG) for a bad
- * command line.
+ * command line. With --verbose, a request ended by SIGINT/SIGTERM also
+ * prints `abort latency: <ms> ms` (signal to result callback) on stderr.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -31,6 +32,8 @@
 
 static bool verbose;
 
+static void progress_retry(void *progress); /* below */
+
 /*
  * now_ms hook.
  * Contract: milliseconds from a monotonic clock; may wrap around (fota only
@@ -48,10 +51,15 @@ static uint32_t sys_now_ms(void *ctx)
  * sleep_ms hook.
  * Contract: blocks the calling task for `ms` milliseconds. A signal does not
  * cut the sleep short (nanosleep resumes with the remaining time).
+ *
+ * fota sleeps in slices of at most FOTA_ABORT_SLICE_MS between retries, so
+ * this is also where a new retry is shown (ctx is the progress display).
  */
 static void sys_sleep_ms(void *ctx, uint32_t ms)
 {
-    (void)ctx;
+    if (ctx != NULL) {
+        progress_retry(ctx);
+    }
     struct timespec req = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
     struct timespec rem;
     while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
@@ -118,6 +126,8 @@ typedef struct {
     uint32_t printed;    /* bytes shown by the last line/redraw */
     uint32_t written;    /* latest figures */
     uint32_t total;
+    uint32_t retries;    /* reconnections so far (fota_get_progress) */
+    uint32_t retries_shown; /* retries already announced */
 } progress_t;
 
 static double mb_per_s(uint32_t bytes, uint32_t ms)
@@ -129,6 +139,10 @@ static void progress_print(progress_t *p, uint32_t now)
 {
     uint32_t ms = now - p->start_ms;
     double mib = (double)p->written / (1024.0 * 1024.0);
+    char retry[24] = "";
+    if (p->retries > 0) {
+        snprintf(retry, sizeof retry, " retry %lu", (unsigned long)p->retries);
+    }
     if (p->tty) {
         char bar[31];
         if (p->total > 0) {
@@ -138,18 +152,18 @@ static void progress_print(progress_t *p, uint32_t now)
             memset(bar, '#', fill);
             memset(bar + fill, '.', 30 - fill);
             bar[30] = '\0';
-            fprintf(stderr, "\r[%s] %3u%%  %.2f / %.2f MiB  %.1f MB/s ", bar, pct, mib,
-                    (double)p->total / (1024.0 * 1024.0), mb_per_s(p->written, ms));
+            fprintf(stderr, "\r[%s] %3u%%  %.2f / %.2f MiB  %.1f MB/s%s ", bar, pct, mib,
+                    (double)p->total / (1024.0 * 1024.0), mb_per_s(p->written, ms), retry);
         } else {
-            fprintf(stderr, "\r%.2f MiB  %.1f MB/s ", mib, mb_per_s(p->written, ms));
+            fprintf(stderr, "\r%.2f MiB  %.1f MB/s%s ", mib, mb_per_s(p->written, ms), retry);
         }
     } else if (p->total > 0) {
-        fprintf(stderr, "progress: %3u%% %lu/%lu bytes %.1f MB/s\n",
+        fprintf(stderr, "progress: %3u%% %lu/%lu bytes %.1f MB/s%s\n",
                 (unsigned)((uint64_t)p->written * 100u / p->total), (unsigned long)p->written,
-                (unsigned long)p->total, mb_per_s(p->written, ms));
+                (unsigned long)p->total, mb_per_s(p->written, ms), retry);
     } else {
-        fprintf(stderr, "progress: %lu bytes %.1f MB/s\n", (unsigned long)p->written,
-                mb_per_s(p->written, ms));
+        fprintf(stderr, "progress: %lu bytes %.1f MB/s%s\n", (unsigned long)p->written,
+                mb_per_s(p->written, ms), retry);
     }
     fflush(stderr);
     p->drawn = true;
@@ -166,8 +180,17 @@ static void on_progress(uint32_t written, uint32_t total, void *user)
 {
     progress_t *p = user;
     uint32_t now = sys_now_ms(NULL);
+    fota_progress_t fp;
+    fota_get_progress(&fp);
     p->written = written;
     p->total = total;
+    if (fp.retries != p->retries) {
+        /* A reconnection (possibly a restart from byte 0): show the next
+           figures at once, whatever the 10% step. */
+        p->retries = fp.retries;
+        p->last_decile = -1;
+        p->last_ms = now - 1000;
+    }
     bool finished = total > 0 && written >= total;
     if (p->tty) {
         if (finished || !p->drawn || now - p->last_ms >= 100) {
@@ -179,6 +202,29 @@ static void on_progress(uint32_t written, uint32_t total, void *user)
     if (decile > p->last_decile || now - p->last_ms >= 1000) {
         p->last_decile = decile;
         progress_print(p, now);
+    }
+}
+
+/* Called from the sleep hook: announces a retry that fota_get_progress()
+   reports and that was not shown yet (tty: in the redrawn bar; plain: one
+   `retry N at byte W` line). */
+static void progress_retry(void *progress)
+{
+    progress_t *p = progress;
+    fota_progress_t fp;
+    fota_get_progress(&fp);
+    if (fp.state != FOTA_STATE_WAITING_RETRY || fp.retries == p->retries_shown) {
+        return;
+    }
+    p->retries = fp.retries;
+    p->retries_shown = fp.retries;
+    if (p->tty) {
+        progress_print(p, sys_now_ms(NULL));
+    } else {
+        fprintf(stderr, "progress: retry %lu at byte %lu of %lu\n", (unsigned long)fp.retries,
+                (unsigned long)fp.bytes_written, (unsigned long)fp.total);
+        fflush(stderr);
+        p->drawn = true;
     }
 }
 
@@ -198,11 +244,36 @@ static void progress_finish(progress_t *p)
 
 /* fota_abort() may be called from any task or interrupt, so from a signal
    handler too: the request ends within about FOTA_ABORT_SLICE_MS with
-   FOTA_ERR_ABORTED and OUT.part is removed. A second Ctrl-C kills at once. */
+   FOTA_ERR_ABORTED and OUT.part is removed. A second Ctrl-C kills at once.
+
+   The handler notes when the (first) signal came (clock_gettime is
+   async-signal-safe) and the result callback when the request ended; with
+   --verbose the difference is printed as the abort latency. */
+static volatile sig_atomic_t signal_seen;
+static struct timespec signal_at;
+static struct timespec result_at;
+
 static void on_signal(int sig)
 {
     (void)sig;
+    if (!signal_seen) {
+        clock_gettime(CLOCK_MONOTONIC, &signal_at);
+        signal_seen = 1;
+    }
     fota_abort();
+}
+
+/* fota's result callback: runs exactly once, when the request is over. */
+static void on_result(int32_t result, void *user)
+{
+    (void)result;
+    (void)user;
+    clock_gettime(CLOCK_MONOTONIC, &result_at);
+}
+
+static double elapsed_ms(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) * 1e3 + (double)(to->tv_nsec - from->tv_nsec) / 1e6;
 }
 
 /* ---- command line ------------------------------------------------------ */
@@ -226,40 +297,52 @@ static void usage(FILE *out, const char *prog)
         "                        0 = no limit); a larger one fails with 9\n"
         "  --timeout MS          overall deadline of the request in milliseconds\n"
         "                        (default: %lu; 0 = the default)\n"
-        "  --retries N           reconnections after a dropped connection\n"
-        "                        (default: %lu)\n"
+        "  --retries N           reconnections after a failure a new connection may\n"
+        "                        cure: refused, dropped, reset, idle (default: %lu).\n"
+        "                        A lost download continues with Range: bytes=N-\n"
+        "                        (restarts from byte 0 if the server ignores it)\n"
+        "  --retry-delay MS      pause before the first retry, doubled for each\n"
+        "                        further one up to %lu ms (default: %lu; 0 = the\n"
+        "                        default); the pauses stay within --timeout\n"
+        "  --idle-timeout MS     longest wait for the next byte (default: %lu;\n"
+        "                        0 = the default); then 7, or a retry\n"
         "  --ca FILE             CA certificate (PEM or DER) for https servers\n"
         "  --version X.Y.Z       current firmware version (sent as version=)\n"
         "  --project-key K       platform project key (sent as project_key=)\n"
         "  --imei ID             device id (sent as imei=)\n"
         "  --firmware-name NAME  firmware name (sent as firmware_name=)\n"
-        "  --verbose             print fota's log to stderr\n"
+        "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
+        "                        `abort latency: <ms> ms` (signal to result)\n"
         "  --help                print this help and exit 0\n"
         "\n"
         "Options take their value as the next argument or after '=' (--out=x.bin).\n"
         "The parameters set with --version, --project-key, --imei, --firmware-name\n"
         "are appended to the URL's query, unless the URL starts with ###.\n"
         "\n"
-        "Output: progress on stderr (a bar on a terminal, plain lines otherwise);\n"
-        "the last line on stdout is `result: <code> <NAME>`.\n"
+        "Output: progress on stderr (a bar on a terminal, plain lines otherwise;\n"
+        "`retry N` once fota reconnected); the last line on stdout is\n"
+        "`result: <code> <NAME>`.\n"
         "\n"
         "Exit status: the fota result code, e.g.\n"
         "   0 FOTA_OK                 image downloaded and committed to FILE\n"
         "   1 FOTA_ERR_CONNECT        DNS lookup or TCP connection failed\n"
         "   2 FOTA_ERR_URL            URL malformed or unsupported\n"
         "   3 FOTA_ERR_DISCONNECTED   server closed before the image was complete\n"
+        "                             (after --retries reconnections)\n"
         "   4 FOTA_ERR_RESPONSE       malformed or unexpected response\n"
         "   5 FOTA_ERR_PLATFORM_PARAM platform needs --project-key and X.Y.Z --version\n"
         "   6 FOTA_NO_UPDATE          server has nothing newer (HTTP status >= 300)\n"
-        "   7 FOTA_ERR_TIMEOUT        idle timeout or --timeout passed\n"
+        "   7 FOTA_ERR_TIMEOUT        --idle-timeout (after --retries) or --timeout passed\n"
         "   8 FOTA_ERR_FLASH          writing FILE.part or renaming it failed\n"
         "   9 FOTA_ERR_TOO_LARGE      image larger than --max-len\n"
-        "  12 FOTA_ERR_ABORTED        interrupted (Ctrl-C)\n"
+        "  12 FOTA_ERR_ABORTED        interrupted (Ctrl-C, SIGTERM)\n"
         "  14 FOTA_ERR_INVALID_ARG    bad command line (unknown flag, bad number,\n"
         "                             unreadable --ca file, no URL or project key)\n"
         "  15 FOTA_ERR_PLATFORM       the platform refused (see --verbose)\n"
         "  (10, 11, 13: see fota.h)\n",
-        prog, prog, (unsigned long)FOTA_DEFAULT_TIMEOUT_MS, (unsigned long)FOTA_DEFAULT_MAX_RETRIES);
+        prog, prog, (unsigned long)FOTA_DEFAULT_TIMEOUT_MS, (unsigned long)FOTA_DEFAULT_MAX_RETRIES,
+        (unsigned long)FOTA_RETRY_DELAY_MAX_MS, (unsigned long)FOTA_DEFAULT_RETRY_DELAY_MS,
+        (unsigned long)FOTA_DEFAULT_IDLE_TIMEOUT_MS);
 }
 
 typedef struct {
@@ -273,6 +356,8 @@ typedef struct {
     uint32_t max_len;
     uint32_t timeout_ms;
     uint32_t retries;
+    uint32_t retry_delay_ms;
+    uint32_t idle_timeout_ms;
 } args_t;
 
 /* Parses a decimal number in 0..UINT32_MAX; returns false if it is not one. */
@@ -295,8 +380,8 @@ static bool parse_u32(const char *s, uint32_t *out)
 static int parse_args(int argc, char **argv, args_t *a, bool *help)
 {
     static const char *const value_flags[] = {
-        "--out", "--max-len", "--timeout", "--retries", "--ca",
-        "--version", "--project-key", "--imei", "--firmware-name",
+        "--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
+        "--ca", "--version", "--project-key", "--imei", "--firmware-name",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -349,6 +434,10 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             ok = parse_u32(value, &a->timeout_ms);
         } else if (strcmp(name, "--retries") == 0) {
             ok = parse_u32(value, &a->retries);
+        } else if (strcmp(name, "--retry-delay") == 0) {
+            ok = parse_u32(value, &a->retry_delay_ms);
+        } else if (strcmp(name, "--idle-timeout") == 0) {
+            ok = parse_u32(value, &a->idle_timeout_ms);
         } else if (strcmp(name, "--ca") == 0) {
             a->ca = value;
         } else if (strcmp(name, "--version") == 0) {
@@ -433,12 +522,19 @@ int main(int argc, char **argv)
         return finish(FOTA_ERR_FLASH);
     }
 
+    progress_t progress = {
+        .tty = isatty(STDERR_FILENO) == 1,
+        .start_ms = sys_now_ms(NULL),
+        .last_decile = -1,
+    };
+    progress.last_ms = progress.start_ms;
+
     /* The three hook tables; fota_init() copies them. */
     fota_platform_t platform;
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
     posix_flash_ops(&platform.flash, &flash);
-    platform.sys.ctx = NULL;
+    platform.sys.ctx = &progress; /* the sleep hook shows retries */
     platform.sys.now_ms = sys_now_ms;
     platform.sys.sleep_ms = sys_sleep_ms;
     platform.sys.random = sys_random;
@@ -451,13 +547,6 @@ int main(int argc, char **argv)
         return finish(code);
     }
 
-    progress_t progress = {
-        .tty = isatty(STDERR_FILENO) == 1,
-        .start_ms = sys_now_ms(NULL),
-        .last_decile = -1,
-    };
-    progress.last_ms = progress.start_ms;
-
     fota_opts_t opts;
     fota_opts_init(&opts);
     opts.url = args.url; /* NULL: the LuatOS IoT platform */
@@ -467,6 +556,8 @@ int main(int argc, char **argv)
     opts.firmware_name = args.firmware_name;
     opts.timeout_ms = args.timeout_ms; /* 0: FOTA_DEFAULT_TIMEOUT_MS */
     opts.max_retries = args.retries;
+    opts.retry_delay_ms = args.retry_delay_ms;   /* 0: FOTA_DEFAULT_RETRY_DELAY_MS */
+    opts.idle_timeout_ms = args.idle_timeout_ms; /* 0: FOTA_DEFAULT_IDLE_TIMEOUT_MS */
     opts.server_cert = ca;
     opts.server_cert_len = ca_len;
     opts.storage.max_len = args.max_len;
@@ -474,8 +565,10 @@ int main(int argc, char **argv)
     opts.progress_cb = on_progress;
     opts.progress_user = &progress;
 
-    /* Ctrl-C / SIGTERM abort the request cleanly (no SA_RESTART: a blocked
-       poll returns at once); the handler is reset after the first signal. */
+    /* Ctrl-C / SIGTERM abort the request cleanly; the handler is reset
+       after the first signal. The net and sleep hooks resume their wait
+       after the signal, and fota waits in slices of FOTA_ABORT_SLICE_MS, so
+       the request ends within that bound (what the abort test measures). */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -484,9 +577,13 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    code = fota_request(NULL, NULL, &opts);
+    code = fota_request(on_result, NULL, &opts);
 
     progress_finish(&progress);
+    if (signal_seen && verbose) {
+        fprintf(stderr, "abort latency: %.1f ms (signal to result callback, result %ld)\n",
+                elapsed_ms(&signal_at, &result_at), (long)code);
+    }
     if (code == FOTA_OK) {
         uint32_t ms = sys_now_ms(NULL) - progress.start_ms;
         printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.out, (unsigned long)progress.written,

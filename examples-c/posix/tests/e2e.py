@@ -16,13 +16,14 @@ Cases:
                the connection closes)
   errors       closed port, malformed URLs, command-line errors, --help
 
+The servers are started by servers.py (shared with faults.py).
+
 Exit status: 0 passed, 1 failed, 77 skipped (CTest SKIP_RETURN_CODE).
 Python 3 standard library only.
 """
 
 import argparse
 import filecmp
-import http.server
 import os
 import shutil
 import signal
@@ -32,7 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from servers import (STOP_TIMEOUT_S, Failed, chunked_server, http_server, ipv6_loopback_works,
+                     nginx_server, url_host)
 
 SKIP = 77
 IMAGES = {
@@ -43,101 +47,16 @@ IMAGES = {
 }
 MISSING = "no-such-image.bin"
 RUN_TIMEOUT_S = 60          # one fota-posix run, killed after this
-READY_TIMEOUT_S = 10        # a server must accept connections within this
-STOP_TIMEOUT_S = 5          # after terminate(), before kill()
 FOTA_TIMEOUT_MS = "30000"   # fota's own overall deadline
 
 
-class Failed(Exception):
-    pass
-
-
 # ---- helpers ----------------------------------------------------------------
-
-def free_port(host):
-    """A port nobody listens on right now (bind port 0, read it, release it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def ipv6_loopback_works():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as srv:
-            srv.bind(("::1", 0))
-            srv.listen(1)
-            with socket.create_connection(("::1", srv.getsockname()[1]), timeout=2):
-                return True
-    except OSError:
-        return False
-
-
-def url_host(host):
-    return "[%s]" % host if ":" in host else host
-
 
 def make_images(www):
     os.makedirs(www)
     for name, size in IMAGES.items():
         with open(os.path.join(www, name), "wb") as f:
             f.write(os.urandom(size))
-
-
-class Server:
-    """A server process: started, waited for, always stopped."""
-
-    def __init__(self, name, argv, host, port, workdir):
-        self.name, self.argv, self.host, self.port = name, argv, host, port
-        self.log_path = os.path.join(workdir, "server-%s.log" % name)
-        self.proc = None
-
-    def __enter__(self):
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Failed("%s exited with %s before accepting connections:\n%s"
-                             % (self.name, self.proc.returncode, self.log_text()))
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise Failed("%s did not accept connections on %s:%d within %d s:\n%s"
-                     % (self.name, self.host, self.port, READY_TIMEOUT_S, self.log_text()))
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-        self.log.close()
-
-    def log_text(self):
-        try:
-            self.log.flush()
-            with open(self.log_path, "rb") as f:
-                return f.read()[-4000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
 
 
 class Checker:
@@ -232,108 +151,7 @@ class Checker:
             os.unlink(out)
 
 
-# ---- servers -----------------------------------------------------------------
-
-NGINX_CONF = """\
-worker_processes 1;
-error_log {d}/nginx-error.log info;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/nginx-access.log;
-    client_body_temp_path {d}/client_body_temp;
-    proxy_temp_path {d}/proxy_temp;
-    fastcgi_temp_path {d}/fastcgi_temp;
-    uwsgi_temp_path {d}/uwsgi_temp;
-    scgi_temp_path {d}/scgi_temp;
-    default_type application/octet-stream;
-    server {{
-        listen {listen};
-        root {www};
-    }}
-}}
-"""
-
-
-def nginx_server(nginx, workdir, www, host):
-    port = free_port(host)
-    conf = os.path.join(workdir, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=workdir, www=www, listen="%s:%d" % (url_host(host), port)))
-    argv = [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log"),
-            "-g", "daemon off; master_process off;"]
-    return Server("nginx", argv, host, port, workdir)
-
-
-def http_server(workdir, www):
-    port = free_port("127.0.0.1")
-    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-            "--directory", www, str(port)]
-    return Server("http.server", argv, "127.0.0.1", port, workdir)
-
-
-def chunked_server(workdir, www):
-    port = free_port("127.0.0.1")
-    argv = [sys.executable, os.path.abspath(__file__), "--serve-chunked", www,
-            "--port", str(port)]
-    return Server("chunked", argv, "127.0.0.1", port, workdir)
-
-
-# Chunk sizes cycled through by the chunked server: tiny, odd, around and
-# above fota's 4 KiB receive buffer.
-CHUNK_SIZES = [1, 7, 100, 4095, 4096, 4097, 5000, 65536, 3, 16384, 1500, 30000]
-
-
-class ChunkedHandler(http.server.BaseHTTPRequestHandler):
-    """GET /NAME: the file in chunks; GET /close/NAME: no length, then close."""
-    protocol_version = "HTTP/1.1"
-    root = "."
-
-    def do_GET(self):
-        path = urllib.parse.urlsplit(self.path).path
-        until_close = path.startswith("/close/")
-        name = os.path.basename(path)
-        file = os.path.join(self.root, name)
-        if not name or not os.path.isfile(file):
-            self.send_error(404)
-            return
-        with open(file, "rb") as f:
-            data = f.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        if until_close:
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
-            self.close_connection = True
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        pos, i = 0, 0
-        while pos < len(data):
-            chunk = data[pos:pos + CHUNK_SIZES[i % len(CHUNK_SIZES)]]
-            ext = b";part=%d" % i if i % 4 == 3 else b""  # chunk extensions are legal
-            self.wfile.write(b"%X%s\r\n%s\r\n" % (len(chunk), ext, chunk))
-            pos += len(chunk)
-            i += 1
-        self.wfile.write(b"0\r\nX-Trailer: end\r\n\r\n")
-
-    def handle(self):
-        try:
-            super().handle()
-        except (ConnectionError, BrokenPipeError):
-            pass  # the client stopped reading (e.g. --max-len exceeded)
-
-    def log_message(self, fmt, *args):
-        sys.stderr.write("chunked: " + (fmt % args) + "\n")
-
-
-def serve_chunked(root, port):
-    ChunkedHandler.root = root
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), ChunkedHandler)
-    server.daemon_threads = True
-    server.serve_forever()
-
+# ---- servers (nginx, http.server, chunked: servers.py) ------------------------
 
 class StalledServer:
     """Answers 200 with a Content-Length, sends part of the body, then stalls
@@ -491,7 +309,8 @@ def case_errors(c, args, workdir, www):
                     5, "FOTA_ERR_PLATFORM_PARAM")
 
     rc, out, err, _ = c.run(["--help"])
-    flags = ["--out", "--max-len", "--timeout", "--retries", "--ca", "--version",
+    flags = ["--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
+             "--ca", "--version",
              "--project-key", "--imei", "--firmware-name", "--verbose", "--help"]
     undocumented = [f for f in flags if f not in out]
     c.expect("--help exits 0 (exit %s)" % rc, rc == 0, err)
@@ -518,12 +337,7 @@ def main():
     ap.add_argument("--fota", help="path of the fota-posix program")
     ap.add_argument("--case", choices=["nginx", "nginx-ipv6", "http-server", "chunked", "errors"])
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
-    ap.add_argument("--serve-chunked", metavar="DIR", help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve_chunked:
-        serve_chunked(args.serve_chunked, args.port)
-        return 0
     if not args.fota or not args.case:
         ap.error("--fota and --case are required")
 
