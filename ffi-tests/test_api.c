@@ -344,7 +344,6 @@ static void bad_and_unsupported_urls_are_url_errors(void **state) {
         "http://h:99999/x",
         "http://h:port/x",
         "http://h /x",
-        "https://h/x", /* the tls feature is not in the default build */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mock_reset();
@@ -359,6 +358,38 @@ static void bad_and_unsupported_urls_are_url_errors(void **state) {
         mock_check(rc, &cb);
         mock_check_no_traffic();
     }
+}
+
+static int32_t fixed_random(void *ctx, uint8_t *buf, size_t len) {
+    (void)ctx;
+    memset(buf, 0x5a, len);
+    return 0;
+}
+
+/* https is refused before any traffic without a random hook (14), then
+ * without a CA (11); with the CA but a server that does not speak TLS, the
+ * handshake fails with 11 and the flash is never touched. */
+static void https_checks_come_before_traffic(void **state) {
+    (void)state;
+    fota_opts_t o;
+    mock_opts(&o);
+    o.url = "https://fw.example.com/app.bin";
+    expect_no_traffic(&o, FOTA_ERR_INVALID_ARG);
+
+    fota_platform_t p;
+    mock_platform(&p);
+    p.sys.random = fixed_random;
+    assert_int_equal(fota_init(&p), FOTA_OK);
+    expect_no_traffic(&o, FOTA_ERR_TLS);
+
+    o.tls_insecure = true;
+    mock_script_str("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    mock_cb_t cb;
+    int32_t rc = mock_request(&o, &cb);
+    assert_int_equal(rc, FOTA_ERR_TLS);
+    mock_check(rc, &cb);
+    assert_int_equal(g_flash.init_calls, 0);
+    assert_int_equal(fota_result_libfota(rc), 1);
 }
 
 static void host_too_long_for_connect_is_url_error(void **state) {
@@ -699,6 +730,7 @@ static void invalid_method_is_refused_before_connecting(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         T(invalid_method_is_never_logged),
+        T(https_checks_come_before_traffic),
         T(invalid_method_is_refused_before_connecting),
         T(result_str_names_every_code),
         T(result_libfota_table),

@@ -26,6 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Most certificates accepted in one PEM bundle (`server_cert`).
+#define FOTA_TLS_MAX_CAS 4
+
 // Returned by the `recv` and `send` hooks when nothing moved within the
 // timeout (the value of `-EAGAIN` on Linux and newlib).
 #define FOTA_NET_WOULD_BLOCK -11
@@ -148,6 +151,21 @@
 // Pause between two `done()` polls while the flash reports busy.
 #define FOTA_DONE_POLL_MS 10
 
+// Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
+// plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which
+// asks the server for `max_fragment_length` 4096).
+#define FOTA_TLS_RX_BUF 16640
+
+// Bytes of the TLS record read buffer (`tls-4k-records`: 4096 + overhead).
+#define FOTA_TLS_RX_BUF 4416
+
+// Bytes of the TLS record write buffer (the request is sent in records of
+// at most this size).
+#define FOTA_TLS_TX_BUF 2048
+
+// Bytes for the DER of the CA certificates, the client certificate and key.
+#define FOTA_TLS_CERT_BUF 4096
+
 // Longest URL the library handles, including the appended device parameters.
 #define FOTA_URL_MAX 512
 
@@ -224,9 +242,15 @@ typedef struct fota_sys_ops_t {
   uint32_t (*now_ms)(void *ctx);
   // Required. Blocks the calling task for `ms` milliseconds.
   void (*sleep_ms)(void *ctx, uint32_t ms);
-  // Optional; required for https. Fills `buf` with `len` random bytes from
-  // a cryptographic source. Returns: 0 ok, < 0 failed.
+  // Optional; required for https (else `FOTA_ERR_INVALID_ARG`). Fills
+  // `buf` with `len` random bytes from a cryptographic source.
+  // Returns: 0 ok, anything else failed (the handshake ends with `FOTA_ERR_TLS`).
   int32_t (*random)(void *ctx, uint8_t *buf, size_t len);
+  // Optional. Seconds since 1970-01-01 UTC, or 0 when the date is not known
+  // (e.g. before network time). Used for certificate validity periods; when
+  // NULL or 0, validity periods are not checked (the chain and the host
+  // name still are).
+  uint64_t (*unix_time)(void *ctx);
   // Optional. One log line of `len` bytes (UTF-8, not NUL-terminated, no
   // line terminator) at `level` (`FOTA_LOG_ERROR`..`FOTA_LOG_DEBUG`).
   void (*log)(void *ctx, int32_t level, const char *msg, size_t len);
@@ -278,8 +302,16 @@ typedef struct fota_opts_t {
   const uint8_t *client_key;
   // Bytes of `client_key`.
   size_t client_key_len;
-  // Password of an encrypted `client_key`.
+  // Password of an encrypted `client_key`: not supported (a non-empty
+  // password is `FOTA_ERR_INVALID_ARG`); give the key decrypted.
   const char *client_password;
+  // https without certificate verification: anyone on the path can then
+  // send an image. Logged as a warning on every request. Default false;
+  // https without `server_cert` and without this is `FOTA_ERR_TLS`.
+  bool tls_insecure;
+  // TLS `max_fragment_length` to ask the server for: 0 (none), 512, 1024,
+  // 2048 or 4096; other values are `FOTA_ERR_INVALID_ARG`.
+  uint16_t tls_max_fragment;
   // HTTP method (NULL: "GET").
   const char *method;
   // Extra request headers: `"Name: value"` lines separated by `"\r\n"`.

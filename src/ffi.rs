@@ -11,8 +11,8 @@ use core::ptr;
 
 use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
 use crate::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
-    FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES, FOTA_DEFAULT_RETRY_DELAY_MS,
+    self, Clock, Flash, Level, Options, Received, Status, Stream, System, TlsOptions, Transport,
+    Workspace, FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES, FOTA_DEFAULT_RETRY_DELAY_MS,
     FOTA_DEFAULT_TIMEOUT_MS,
 };
 use crate::url::{DeviceIdKind, DeviceParams, FOTA_URL_MAX};
@@ -161,9 +161,15 @@ pub struct fota_sys_ops_t {
     pub now_ms: Option<unsafe extern "C" fn(ctx: *mut c_void) -> u32>,
     /// Required. Blocks the calling task for `ms` milliseconds.
     pub sleep_ms: Option<unsafe extern "C" fn(ctx: *mut c_void, ms: u32)>,
-    /// Optional; required for https. Fills `buf` with `len` random bytes from
-    /// a cryptographic source. Returns: 0 ok, < 0 failed.
+    /// Optional; required for https (else `FOTA_ERR_INVALID_ARG`). Fills
+    /// `buf` with `len` random bytes from a cryptographic source.
+    /// Returns: 0 ok, anything else failed (the handshake ends with `FOTA_ERR_TLS`).
     pub random: Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize) -> i32>,
+    /// Optional. Seconds since 1970-01-01 UTC, or 0 when the date is not known
+    /// (e.g. before network time). Used for certificate validity periods; when
+    /// NULL or 0, validity periods are not checked (the chain and the host
+    /// name still are).
+    pub unix_time: Option<unsafe extern "C" fn(ctx: *mut c_void) -> u64>,
     /// Optional. One log line of `len` bytes (UTF-8, not NUL-terminated, no
     /// line terminator) at `level` (`FOTA_LOG_ERROR`..`FOTA_LOG_DEBUG`).
     pub log:
@@ -242,8 +248,16 @@ pub struct fota_opts_t {
     pub client_key: *const u8,
     /// Bytes of `client_key`.
     pub client_key_len: usize,
-    /// Password of an encrypted `client_key`.
+    /// Password of an encrypted `client_key`: not supported (a non-empty
+    /// password is `FOTA_ERR_INVALID_ARG`); give the key decrypted.
     pub client_password: *const c_char,
+    /// https without certificate verification: anyone on the path can then
+    /// send an image. Logged as a warning on every request. Default false;
+    /// https without `server_cert` and without this is `FOTA_ERR_TLS`.
+    pub tls_insecure: bool,
+    /// TLS `max_fragment_length` to ask the server for: 0 (none), 512, 1024,
+    /// 2048 or 4096; other values are `FOTA_ERR_INVALID_ARG`.
+    pub tls_max_fragment: u16,
     /// HTTP method (NULL: "GET").
     pub method: *const c_char,
     /// Extra request headers: `"Name: value"` lines separated by `"\r\n"`.
@@ -350,6 +364,8 @@ pub unsafe extern "C" fn fota_opts_init(opts: *mut fota_opts_t) {
         client_key: ptr::null(),
         client_key_len: 0,
         client_password: ptr::null(),
+        tls_insecure: false,
+        tls_max_fragment: 0,
         method: ptr::null(),
         headers: ptr::null(),
         body: ptr::null(),
@@ -502,6 +518,14 @@ unsafe fn request(
         max_retries: opts.max_retries,
         retry_delay_ms: nonzero_or(opts.retry_delay_ms, FOTA_DEFAULT_RETRY_DELAY_MS),
         show_url: opts.show_url,
+        tls: TlsOptions {
+            server_cert: unsafe { bytes(opts.server_cert, opts.server_cert_len) }?,
+            client_cert: unsafe { bytes(opts.client_cert, opts.client_cert_len) }?,
+            client_key: unsafe { bytes(opts.client_key, opts.client_key_len) }?,
+            client_password: string(opts.client_password)?,
+            insecure: opts.tls_insecure,
+            max_fragment: opts.tls_max_fragment,
+        },
     };
     let mut net = CNet {
         ops: platform.net,
@@ -698,6 +722,14 @@ impl Clock for fota_sys_ops_t {
             Some(now) => unsafe { now(self.ctx) },
             None => 0,
         }
+    }
+
+    fn unix_time() -> Option<u64> {
+        // Copied out of the lock: the hook runs without holding it.
+        let sys = (*PLATFORM.lock())?.0.sys;
+        // SAFETY: a hook installed by fota_init().
+        let seconds = unsafe { sys.unix_time?(sys.ctx) };
+        (seconds != 0).then_some(seconds)
     }
 }
 

@@ -7,9 +7,13 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "tls")]
+pub mod cert;
 pub mod ffi;
 pub mod http;
 pub mod result;
 pub mod session;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod url;

@@ -8,6 +8,9 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use crate::result::Error;
 use crate::timer::Timer;
+#[cfg(feature = "tls")]
+use crate::tls::{self, Credentials};
+
 use crate::url::{self, DeviceParams, Scheme, Url, FOTA_URL_MAX};
 
 /// Bytes of the receive buffer. A response head must fit in it (a longer head
@@ -63,6 +66,16 @@ pub trait Transport: Stream {
 pub trait Clock {
     /// Milliseconds from a monotonic clock; wraps around.
     fn now_ms(&self) -> u32;
+
+    /// Seconds since 1970 for certificate validity checks, `None` when the
+    /// date is unknown (validity is then not checked). An associated function
+    /// because the TLS verifier asks for the time without a handle.
+    fn unix_time() -> Option<u64>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// The update area in flash.
@@ -104,6 +117,23 @@ pub trait System {
     fn random(&mut self, buf: &mut [u8]) -> Result<(), Error>;
 }
 
+/// The TLS options of a request (from `fota_opts_t`); used for https.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsOptions<'a> {
+    /// CA certificate(s), PEM (one or more) or DER (one).
+    pub server_cert: &'a [u8],
+    /// Client certificate, PEM or DER.
+    pub client_cert: &'a [u8],
+    /// Client key: SEC1 EC P-256 (`EC PRIVATE KEY`), PEM or DER.
+    pub client_key: &'a [u8],
+    /// Password of an encrypted key: not supported.
+    pub client_password: Option<&'a str>,
+    /// Skip certificate verification (logged on every request).
+    pub insecure: bool,
+    /// `max_fragment_length` to ask for: 0, 512, 1024, 2048 or 4096.
+    pub max_fragment: u16,
+}
+
 /// What a request does, as the session needs it (the FFI layer fills it from
 /// `fota_opts_t`).
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +162,8 @@ pub struct Options<'a> {
     pub max_retries: u32,
     /// Pause before the first retry, doubled for each further one.
     pub retry_delay_ms: u32,
+    /// TLS options, for https.
+    pub tls: TlsOptions<'a>,
     /// Whether the URL may be logged (it carries the device parameters).
     pub show_url: bool,
 }
@@ -243,6 +275,8 @@ pub struct Workspace {
     rx: [u8; FOTA_RX_BUF],
     /// Two URL buffers: the current URL and the target of a redirect.
     urls: [[u8; FOTA_URL_MAX]; 2],
+    #[cfg(feature = "tls")]
+    tls: tls::TlsBuffers,
 }
 
 impl Workspace {
@@ -251,6 +285,8 @@ impl Workspace {
         Workspace {
             rx: [0; FOTA_RX_BUF],
             urls: [[0; FOTA_URL_MAX]; 2],
+            #[cfg(feature = "tls")]
+            tls: tls::TlsBuffers::new(),
         }
     }
 }
@@ -306,6 +342,56 @@ enum Verdict {
     /// The continuation did not match the image begun earlier; it was
     /// discarded and the next connection starts from byte 0.
     Restart,
+}
+
+/// What to send on one connection.
+#[derive(Clone, Copy)]
+struct Exchange<'a> {
+    target: &'a Url<'a>,
+    port: u16,
+    extra_ends_with_crlf: bool,
+    may_redirect: bool,
+}
+
+/// What https needs: the TLS record buffers and the checked credentials.
+#[cfg(feature = "tls")]
+struct Secure<'w> {
+    rx: &'w mut [u8],
+    tx: &'w mut [u8],
+    creds: Credentials<'w>,
+}
+
+/// Without the `tls` feature there is nothing to carry.
+#[cfg(not(feature = "tls"))]
+struct Secure<'w>(core::marker::PhantomData<&'w ()>);
+
+impl Secure<'_> {
+    /// Refuses https before any traffic when it cannot be done safely.
+    #[cfg(feature = "tls")]
+    fn check<S: System>(&self, sys: &mut S) -> Result<(), Error> {
+        // Without a random source there is no handshake: refuse before connecting.
+        sys.random(&mut [0u8; 1])?;
+        if !self.creds.usable() {
+            sys.log(
+                Level::Error,
+                "https needs a CA certificate (server_cert) or tls_insecure",
+            );
+            return Err(Error::Tls);
+        }
+        if self.creds.insecure() {
+            sys.log(
+                Level::Warn,
+                "tls_insecure: the server's certificate is NOT verified",
+            );
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn check<S: System>(&self, sys: &mut S) -> Result<(), Error> {
+        sys.log(Level::Error, "https:// needs the tls feature");
+        Err(Error::Url)
+    }
 }
 
 /// Where the bytes of a body go.
@@ -379,7 +465,23 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         {
             return Err(Error::InvalidArg);
         }
-        let [first, second] = &mut ws.urls;
+        let Workspace {
+            rx,
+            urls: [first, second],
+            #[cfg(feature = "tls")]
+                tls: tls_buffers,
+        } = ws;
+        #[cfg(feature = "tls")]
+        let mut secure = {
+            let (tls_rx, tls_tx, store) = tls::split(tls_buffers);
+            Secure {
+                rx: tls_rx,
+                tx: tls_tx,
+                creds: tls::load(&self.opts.tls, store)?,
+            }
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut secure = Secure(core::marker::PhantomData);
         let (mut current, mut spare) = (first, second);
         let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
         let mut redirects_left = self.opts.max_redirects;
@@ -391,8 +493,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 .ok_or(Error::Url)?;
             let target = url::parse(text)?;
             if target.scheme == Scheme::Https {
-                self.log(Level::Error, &Line::from("https:// needs the tls feature"));
-                return Err(Error::Url);
+                secure.check(&mut *self.sys)?;
             }
             if self.opts.show_url {
                 let mut line = Line::from(self.opts.method);
@@ -401,19 +502,17 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 self.log(Level::Info, &line);
             }
             let port = target.effective_port(self.opts.port);
-            let failure = match self.connection(
-                net,
-                &mut ws.rx,
-                &target,
+            let exchange = Exchange {
+                target: &target,
                 port,
                 extra_ends_with_crlf,
-                redirects_left > 0,
-            ) {
+                may_redirect: redirects_left > 0,
+            };
+            let failure = match self.connection(net, rx, &mut secure, &exchange) {
                 Ok(Verdict::Done) => return Ok(()),
                 Ok(Verdict::Redirect(location)) => {
                     redirects_left = redirects_left.saturating_sub(1);
-                    let value = ws
-                        .rx
+                    let value = rx
                         .get(location)
                         .and_then(|b| core::str::from_utf8(b).ok())
                         .ok_or(Error::Response)?;
@@ -452,17 +551,59 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         &mut self,
         net: &mut T,
         rx: &mut [u8; FOTA_RX_BUF],
-        target: &Url<'_>,
-        port: u16,
-        extra_ends_with_crlf: bool,
-        may_redirect: bool,
+        secure: &mut Secure<'_>,
+        exchange: &Exchange<'_>,
     ) -> Result<Verdict, Error> {
         self.timer.check_abort()?;
         self.status.set_state(State::Connecting);
-        net.connect(target.host, port, self.timer.connect_timeout()?)?;
-        let exchange = self.exchange(net, rx, target, port, extra_ends_with_crlf, may_redirect);
+        net.connect(
+            exchange.target.host,
+            exchange.port,
+            self.timer.connect_timeout()?,
+        )?;
+        let verdict = match exchange.target.scheme {
+            Scheme::Http => self.exchange(net, rx, exchange),
+            Scheme::Https => self.secure_exchange(net, rx, secure, exchange),
+        };
         net.close();
-        exchange
+        verdict
+    }
+
+    /// The exchange inside a TLS connection (a new handshake every time).
+    #[cfg(feature = "tls")]
+    fn secure_exchange<T: Transport>(
+        &mut self,
+        net: &mut T,
+        rx: &mut [u8; FOTA_RX_BUF],
+        secure: &mut Secure<'_>,
+        exchange: &Exchange<'_>,
+    ) -> Result<Verdict, Error> {
+        let io = tls::IoState::default();
+        let mut stream = tls::open(
+            net,
+            secure.rx,
+            secure.tx,
+            self.timer,
+            &io,
+            &mut *self.sys,
+            exchange.target.host,
+            &secure.creds,
+        )?;
+        let verdict = self.exchange(&mut stream, rx, exchange);
+        stream.close();
+        verdict
+    }
+
+    /// Without the `tls` feature, https is refused before connecting.
+    #[cfg(not(feature = "tls"))]
+    fn secure_exchange<T: Transport>(
+        &mut self,
+        _: &mut T,
+        _: &mut [u8; FOTA_RX_BUF],
+        _: &mut Secure<'_>,
+        _: &Exchange<'_>,
+    ) -> Result<Verdict, Error> {
+        Err(Error::Url)
     }
 
     /// The pause before retry number `retry` (from 1): `retry_delay_ms`
@@ -500,11 +641,14 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         &mut self,
         stream: &mut N,
         rx: &mut [u8; FOTA_RX_BUF],
-        target: &Url<'_>,
-        port: u16,
-        extra_ends_with_crlf: bool,
-        may_redirect: bool,
+        exchange: &Exchange<'_>,
     ) -> Result<Verdict, Error> {
+        let Exchange {
+            target,
+            port,
+            extra_ends_with_crlf,
+            may_redirect,
+        } = *exchange;
         self.status.set_state(State::Sending);
         let resume_from = self.image.resume_from();
         let (host, out) = rx.split_at_mut(HOST_MAX);
