@@ -16,7 +16,8 @@
 #   FOTA_RUST_TARGET  Rust target triple ("" = the host; the arm-none-eabi.cmake
 #                     toolchain file sets thumbv7em-none-eabihf).
 #   FOTA_FEATURES     cargo features, separated by ';' or ',' ("" = the crate's
-#                     default features; otherwise --no-default-features is passed).
+#                     default features; "none" = no features at all, e.g. no TLS;
+#                     otherwise --no-default-features is passed).
 #   FOTA_CARGO        the cargo executable.
 #   FOTA_CARGO_FLAGS  extra arguments for cargo (e.g. --locked, --offline).
 #
@@ -35,7 +36,7 @@ get_filename_component(FOTA_SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(FOTA_RUST_TARGET "" CACHE STRING
     "Rust target triple for libfota.a (empty: the host)")
 set(FOTA_FEATURES "" CACHE STRING
-    "Cargo features of fota, ';' or ',' separated (empty: default features)")
+    "Cargo features of fota, ';' or ',' separated (empty: default features; none: no features)")
 set(FOTA_CARGO_FLAGS "" CACHE STRING
     "Extra cargo arguments for the fota build, ';' separated (e.g. --locked)")
 find_program(FOTA_CARGO cargo
@@ -71,7 +72,9 @@ set(FOTA_LIBRARY "${_fota_out_dir}/${_fota_archive_name}")
 string(STRIP "${FOTA_FEATURES}" _fota_features)
 string(REPLACE ";" "," _fota_features "${_fota_features}")
 string(REPLACE " " "" _fota_features "${_fota_features}")
-if(_fota_features)
+if(_fota_features STREQUAL "none")
+  set(_fota_feature_args --no-default-features)
+elseif(_fota_features)
   set(_fota_feature_args --no-default-features --features "${_fota_features}")
 else()
   set(_fota_feature_args "")

@@ -5,7 +5,8 @@ set -euo pipefail
 
 CBINDGEN_VERSION=0.29.4
 APT_PACKAGES=(cmake make gcc g++ pkg-config libcmocka-dev nginx python3 curl
-              gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi)
+              gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
+              qemu-system-arm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -25,7 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target add thumbv7em-none-eabihf >/dev/null
+# Cortex-M4F, Cortex-M3, Cortex-M0+, ESP32-C3 (scripts/size.sh --all).
+rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi \
+    riscv32imc-unknown-none-elf >/dev/null
 
 if ! cbindgen --version 2>/dev/null | grep -q " $CBINDGEN_VERSION\$"; then
     echo "setup: installing cbindgen $CBINDGEN_VERSION"

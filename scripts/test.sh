@@ -20,8 +20,10 @@ cargo test --quiet
 step "header check"
 scripts/header.sh --check
 
-step "cross build (thumbv7em-none-eabihf, LTO)"
-scripts/size.sh thumbv7em-none-eabihf
+step "cross builds (Cortex-M4F/M3/M0+, ESP32-C3; with and without TLS; LTO) and size check"
+# Links each build with --gc-sections and prints its sections; fails when the
+# thumbv7em no-TLS .text is more than 10% above scripts/size-budget.txt.
+scripts/size.sh --all --check
 
 step "cmake build and ctest"
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug >/dev/null
