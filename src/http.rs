@@ -7,6 +7,7 @@
 
 use core::ops::Range;
 
+use crate::decimal::{decimal, U32_DIGITS};
 use crate::result::Error;
 
 /// Most response header lines parsed (more → `Error::Response`).
@@ -81,7 +82,7 @@ pub fn write_request_head(out: &mut [u8], req: &Request<'_>) -> Result<usize, Er
     w.put(b"\r\nAccept-Encoding: identity\r\n")?;
     if let Some(from) = req.range_from {
         w.put(b"Range: bytes=")?;
-        w.put_decimal(from.into())?;
+        w.put(decimal(from, &mut [0; U32_DIGITS]).as_bytes())?;
         w.put(b"-\r\n")?;
     }
     if let Some(validator) = req.if_range {
@@ -91,8 +92,8 @@ pub fn write_request_head(out: &mut [u8], req: &Request<'_>) -> Result<usize, Er
     }
     if let Some(len) = req.body_len {
         w.put(b"Content-Length: ")?;
-        // usize is at most 64 bits on every Rust target.
-        w.put_decimal(len as u64)?;
+        let len = u32::try_from(len).map_err(|_| Error::InvalidArg)?;
+        w.put(decimal(len, &mut [0; U32_DIGITS]).as_bytes())?;
         w.put(b"\r\n")?;
     }
     Ok(w.len)
@@ -114,23 +115,6 @@ impl Writer<'_> {
             .copy_from_slice(bytes);
         self.len = end;
         Ok(())
-    }
-
-    /// Writes `n` in decimal by hand: `core::fmt` costs too much flash.
-    fn put_decimal(&mut self, mut n: u64) -> Result<(), Error> {
-        // u64::MAX has 20 digits.
-        let mut digits = [0u8; 20];
-        let mut count = 0;
-        for slot in digits.iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            n /= 10;
-            count += 1;
-            if n == 0 {
-                break;
-            }
-        }
-        let start = digits.len().saturating_sub(count);
-        self.put(digits.get(start..).unwrap_or_default())
     }
 }
 
@@ -757,10 +741,19 @@ mod tests {
     }
 
     #[test]
+    fn body_longer_than_u32_is_invalid() {
+        let req = Request {
+            body_len: Some(u32::MAX as usize + 1),
+            ..request()
+        };
+        assert_eq!(head_of(&req), Err(Error::InvalidArg));
+    }
+
+    #[test]
     fn request_head_too_long_is_url_error() {
         let req = Request {
             range_from: Some(12345),
-            body_len: Some(usize::MAX),
+            body_len: Some(u32::MAX as usize),
             ..request()
         };
         let full = head_of(&req).unwrap().len();

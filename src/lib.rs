@@ -9,6 +9,7 @@
 
 #[cfg(feature = "tls")]
 pub mod cert;
+mod decimal;
 pub mod ffi;
 pub mod http;
 pub mod result;

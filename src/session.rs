@@ -5,6 +5,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
+use crate::decimal::{decimal, U32_DIGITS};
 use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use crate::result::Error;
 use crate::timer::Timer;
@@ -532,7 +533,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             retries += 1;
             self.status.retries.store(retries, Ordering::Relaxed);
             let mut line = Line::from("retry ");
-            line.push_num(u64::from(retries));
+            line.push_num(retries);
             line.push(" after ");
             line.push(
                 crate::result::name(failure as i32)
@@ -540,7 +541,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                     .unwrap_or_default(),
             );
             line.push(" at byte ");
-            line.push_num(u64::from(self.image.written));
+            line.push_num(self.image.written);
             self.log(Level::Warn, &line);
             self.backoff(retries)?;
         }
@@ -689,7 +690,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             .http_status
             .store(u32::from(head.status), Ordering::Relaxed);
         let mut line = Line::from("status ");
-        line.push_num(u64::from(head.status));
+        line.push_num(u32::from(head.status));
         self.log(Level::Debug, &line);
         match head.status {
             200 | 206 => self.download(stream, rx, &head, filled, resume_from),
@@ -869,7 +870,10 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             Some(code) => {
                 self.status.platform_code.store(code, Ordering::Relaxed);
                 let mut line = Line::from("platform code ");
-                line.push_num(u64::from(code.unsigned_abs()));
+                if code < 0 {
+                    line.push("-");
+                }
+                line.push_num(code.unsigned_abs());
                 self.log(Level::Info, &line);
                 if code == PLATFORM_ALREADY_NEWEST {
                     Error::NoUpdate
@@ -1043,22 +1047,8 @@ impl Line {
         }
     }
 
-    fn push_num(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
-        if let Some(s) = digits.get(i..).and_then(|d| core::str::from_utf8(d).ok()) {
-            self.push(s);
-        }
+    fn push_num(&mut self, n: u32) {
+        self.push(decimal(n, &mut [0; U32_DIGITS]));
     }
 
     fn as_str(&self) -> &str {

@@ -4,6 +4,7 @@
 //! Everything here is a pure function over borrowed strings and caller
 //! buffers: no heap, no I/O, no `core::fmt`, and no input can make it panic.
 
+use crate::decimal::{decimal, U32_DIGITS};
 use crate::result::Error;
 
 /// Longest URL the library handles, including the appended device parameters.
@@ -110,7 +111,7 @@ pub fn write_host_header(out: &mut [u8], url: &Url<'_>, port: u16) -> Result<usi
     w.push_host(url.host)?;
     if port != url.scheme.default_port() {
         w.push(b":")?;
-        w.push_u16(port)?;
+        w.push(decimal(port.into(), &mut [0; U32_DIGITS]).as_bytes())?;
     }
     Ok(w.len)
 }
@@ -284,7 +285,7 @@ pub fn resolve_location<'o>(
         w.push_host(base.host)?;
         if let Some(port) = base.port {
             w.push(b":")?;
-            w.push_u16(port)?;
+            w.push(decimal(port.into(), &mut [0; U32_DIGITS]).as_bytes())?;
         }
         let path = base.target.split_once('?').map_or(base.target, |(p, _)| p);
         let prefix = match location.as_bytes().first() {
@@ -437,19 +438,6 @@ impl<'o> Writer<'o> {
         } else {
             self.push_str(host)
         }
-    }
-
-    /// Decimal, without leading zeros.
-    fn push_u16(&mut self, mut n: u16) -> Result<(), Error> {
-        let mut digits = [b'0'; 5];
-        for slot in digits.iter_mut().rev() {
-            // `n % 10` is below 10, so the cast keeps it whole.
-            *slot = hex_digit((n % 10) as u8);
-            n /= 10;
-        }
-        // Keep at least the last digit, so 0 prints as "0".
-        let first = digits.iter().position(|&d| d != b'0').unwrap_or(4);
-        self.push(digits.get(first..).unwrap_or(b"0"))
     }
 
     /// Appends `value` percent-encoded: unreserved bytes as they are, the rest `%XX`.
