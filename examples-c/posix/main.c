@@ -99,6 +99,20 @@ static int32_t sys_random(void *ctx, uint8_t *buf, size_t len)
 }
 
 /*
+ * unix_time hook.
+ * Contract: seconds since 1970-01-01 UTC, or 0 when the date is not known.
+ * fota checks certificate validity periods with it (https only); with 0 or
+ * no hook they are not checked. A host has a real-time clock; a device
+ * would return 0 until it has network time (SNTP, the modem's NITZ).
+ */
+static uint64_t sys_unix_time(void *ctx)
+{
+    (void)ctx;
+    time_t now = time(NULL);
+    return now == (time_t)-1 || now < 0 ? 0 : (uint64_t)now;
+}
+
+/*
  * log hook.
  * Contract: one line of `len` bytes (UTF-8, not NUL-terminated, no line
  * terminator) at `level` FOTA_LOG_ERROR..FOTA_LOG_DEBUG. Optional.
@@ -284,11 +298,13 @@ static void usage(FILE *out, const char *prog)
         "Usage: %s [OPTIONS] URL\n"
         "       %s [OPTIONS] --project-key KEY [--version X.Y.Z] ...   (LuatOS IoT platform)\n"
         "\n"
-        "Downloads a firmware image with the fota library over HTTP and stores it\n"
-        "in a file. The image is written to FILE.part and renamed to FILE only when\n"
-        "it is complete and committed; a failed download leaves no FILE.part.\n"
+        "Downloads a firmware image with the fota library over HTTP or HTTPS\n"
+        "(TLS 1.3) and stores it in a file. The image is written to FILE.part and\n"
+        "renamed to FILE only when it is complete and committed; a failed download\n"
+        "leaves no FILE.part. https verifies the server's certificate chain (--ca),\n"
+        "its host name and, with the system clock, its validity period.\n"
         "\n"
-        "URL is http://host[:port]/path[?query] (IPv6 hosts in brackets). When URL\n"
+        "URL is http[s]://host[:port]/path[?query] (IPv6 hosts in brackets). When URL\n"
         "is omitted, --project-key is required and the LuatOS IoT platform is asked.\n"
         "\n"
         "Options:\n"
@@ -306,7 +322,20 @@ static void usage(FILE *out, const char *prog)
         "                        default); the pauses stay within --timeout\n"
         "  --idle-timeout MS     longest wait for the next byte (default: %lu;\n"
         "                        0 = the default); then 7, or a retry\n"
-        "  --ca FILE             CA certificate (PEM or DER) for https servers\n"
+        "  --ca FILE             CA certificate(s) for https servers: DER, or PEM\n"
+        "                        with up to %d certificates (the one whose subject\n"
+        "                        is the issuer of the server's chain is used)\n"
+        "  --insecure            https without verifying the server's certificate\n"
+        "                        (anyone on the path could send an image; fota\n"
+        "                        logs a warning). Without --ca or --insecure,\n"
+        "                        https fails with 11\n"
+        "  --client-cert FILE    client certificate (PEM or DER, ECDSA P-256) for\n"
+        "                        servers that ask for one; needs --client-key\n"
+        "  --client-key FILE     its private key (PEM `EC PRIVATE KEY`, i.e. SEC1,\n"
+        "                        unencrypted, or DER)\n"
+        "  --max-fragment N      ask the https server for TLS records of at most N\n"
+        "                        bytes: 512, 1024, 2048 or 4096 (default: 0 = no\n"
+        "                        limit); other values give 14\n"
         "  --version X.Y.Z       current firmware version (sent as version=)\n"
         "  --project-key K       platform project key (sent as project_key=)\n"
         "  --imei ID             device id (sent as imei=)\n"
@@ -335,20 +364,29 @@ static void usage(FILE *out, const char *prog)
         "   7 FOTA_ERR_TIMEOUT        --idle-timeout (after --retries) or --timeout passed\n"
         "   8 FOTA_ERR_FLASH          writing FILE.part or renaming it failed\n"
         "   9 FOTA_ERR_TOO_LARGE      image larger than --max-len\n"
+        "  11 FOTA_ERR_TLS            TLS handshake or certificate verification failed\n"
+        "                             (unknown CA, wrong host name, expired, not\n"
+        "                             TLS 1.3, no --ca and no --insecure)\n"
         "  12 FOTA_ERR_ABORTED        interrupted (Ctrl-C, SIGTERM)\n"
         "  14 FOTA_ERR_INVALID_ARG    bad command line (unknown flag, bad number,\n"
-        "                             unreadable --ca file, no URL or project key)\n"
+        "                             unreadable --ca/--client-cert/--client-key\n"
+        "                             file, no URL or project key; https and a bad\n"
+        "                             --max-fragment or client certificate)\n"
         "  15 FOTA_ERR_PLATFORM       the platform refused (see --verbose)\n"
-        "  (10, 11, 13: see fota.h)\n",
+        "  (10, 13: see fota.h)\n",
         prog, prog, (unsigned long)FOTA_DEFAULT_TIMEOUT_MS, (unsigned long)FOTA_DEFAULT_MAX_RETRIES,
         (unsigned long)FOTA_RETRY_DELAY_MAX_MS, (unsigned long)FOTA_DEFAULT_RETRY_DELAY_MS,
-        (unsigned long)FOTA_DEFAULT_IDLE_TIMEOUT_MS);
+        (unsigned long)FOTA_DEFAULT_IDLE_TIMEOUT_MS, (int)FOTA_TLS_MAX_CAS);
 }
 
 typedef struct {
     const char *out;
     const char *url;
     const char *ca;
+    const char *client_cert;
+    const char *client_key;
+    bool insecure;
+    uint32_t max_fragment;
     const char *version;
     const char *project_key;
     const char *imei;
@@ -381,7 +419,8 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
 {
     static const char *const value_flags[] = {
         "--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
-        "--ca", "--version", "--project-key", "--imei", "--firmware-name",
+        "--ca", "--client-cert", "--client-key", "--max-fragment",
+        "--version", "--project-key", "--imei", "--firmware-name",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -404,6 +443,10 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         }
         if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) {
             verbose = true;
+            continue;
+        }
+        if (strcmp(arg, "--insecure") == 0) {
+            a->insecure = true;
             continue;
         }
         /* --flag VALUE or --flag=VALUE */
@@ -440,6 +483,14 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             ok = parse_u32(value, &a->idle_timeout_ms);
         } else if (strcmp(name, "--ca") == 0) {
             a->ca = value;
+        } else if (strcmp(name, "--client-cert") == 0) {
+            a->client_cert = value;
+        } else if (strcmp(name, "--client-key") == 0) {
+            a->client_key = value;
+        } else if (strcmp(name, "--max-fragment") == 0) {
+            /* Range-checked here only to fit the field; fota itself rejects
+               values other than 0/512/1024/2048/4096 (14) for https. */
+            ok = parse_u32(value, &a->max_fragment) && a->max_fragment <= UINT16_MAX;
         } else if (strcmp(name, "--version") == 0) {
             a->version = value;
         } else if (strcmp(name, "--project-key") == 0) {
@@ -453,6 +504,10 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             fprintf(stderr, "fota-posix: bad value for %s: '%s'\n", name, value);
             return -1;
         }
+    }
+    if ((a->client_cert == NULL) != (a->client_key == NULL)) {
+        fprintf(stderr, "fota-posix: --client-cert and --client-key go together\n");
+        return -1;
     }
     if (a->url == NULL && a->project_key == NULL) {
         fprintf(stderr, "fota-posix: a URL (or --project-key for the LuatOS platform) is required\n");
@@ -509,16 +564,38 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    uint8_t *ca = NULL;
-    size_t ca_len = 0;
-    if (args.ca != NULL && (ca = read_file(args.ca, &ca_len)) == NULL) {
-        fprintf(stderr, "fota-posix: cannot read --ca file %s (missing, empty or over 1 MiB)\n", args.ca);
-        return finish(FOTA_ERR_INVALID_ARG);
+    /* Certificates and key: read whole into memory; fota parses them
+       (PEM or DER) during the request. */
+    struct {
+        const char *flag, *path;
+        uint8_t *data;
+        size_t len;
+    } files[] = {
+        { "--ca", args.ca, NULL, 0 },
+        { "--client-cert", args.client_cert, NULL, 0 },
+        { "--client-key", args.client_key, NULL, 0 },
+    };
+    enum { N_FILES = sizeof files / sizeof files[0] };
+    for (size_t k = 0; k < N_FILES; k++) {
+        if (files[k].path != NULL && (files[k].data = read_file(files[k].path, &files[k].len)) == NULL) {
+            fprintf(stderr, "fota-posix: cannot read %s file %s (missing, empty or over 1 MiB)\n",
+                    files[k].flag, files[k].path);
+            for (size_t j = 0; j < k; j++) {
+                free(files[j].data);
+            }
+            return finish(FOTA_ERR_INVALID_ARG);
+        }
     }
+#define FREE_FILES()                          \
+    do {                                      \
+        for (size_t j = 0; j < N_FILES; j++) { \
+            free(files[j].data);              \
+        }                                     \
+    } while (0)
 
     posix_flash_t flash;
     if (posix_flash_setup(&flash, args.out) != 0) {
-        free(ca);
+        FREE_FILES();
         return finish(FOTA_ERR_FLASH);
     }
 
@@ -538,12 +615,13 @@ int main(int argc, char **argv)
     platform.sys.now_ms = sys_now_ms;
     platform.sys.sleep_ms = sys_sleep_ms;
     platform.sys.random = sys_random;
+    platform.sys.unix_time = sys_unix_time;
     platform.sys.log = sys_log;
     int32_t code = fota_init(&platform);
     if (code != FOTA_OK) {
         fprintf(stderr, "fota-posix: fota_init failed\n");
         posix_flash_cleanup(&flash);
-        free(ca);
+        FREE_FILES();
         return finish(code);
     }
 
@@ -558,8 +636,14 @@ int main(int argc, char **argv)
     opts.max_retries = args.retries;
     opts.retry_delay_ms = args.retry_delay_ms;   /* 0: FOTA_DEFAULT_RETRY_DELAY_MS */
     opts.idle_timeout_ms = args.idle_timeout_ms; /* 0: FOTA_DEFAULT_IDLE_TIMEOUT_MS */
-    opts.server_cert = ca;
-    opts.server_cert_len = ca_len;
+    opts.server_cert = files[0].data; /* NULL: no CA (https then needs --insecure) */
+    opts.server_cert_len = files[0].len;
+    opts.client_cert = files[1].data;
+    opts.client_cert_len = files[1].len;
+    opts.client_key = files[2].data;
+    opts.client_key_len = files[2].len;
+    opts.tls_insecure = args.insecure;
+    opts.tls_max_fragment = (uint16_t)args.max_fragment;
     opts.storage.max_len = args.max_len;
     opts.show_url = verbose;
     opts.progress_cb = on_progress;
@@ -594,6 +678,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "fota-posix: the platform refused with code %ld\n", (long)p.platform_code);
     }
     posix_flash_cleanup(&flash);
-    free(ca);
+    FREE_FILES();
     return finish(code);
 }

@@ -106,12 +106,14 @@ class Checker:
         self.expect("%s -> %s (exit %s, %.2f s)" % (what, want, rc, secs), ok, detail)
         return rc, out, err, secs
 
-    def download(self, base_url, name):
-        """The image arrives byte for byte; exit 0; no .part left."""
+    def download(self, base_url, name, extra=(), what=""):
+        """The image arrives byte for byte; exit 0; no .part left. `extra`:
+        more fota-posix arguments (e.g. --ca), `what` says why they matter."""
         out = self.out_path()
         rc, _, err, secs = self.expect_result(
-            "download %s%s" % (base_url, name),
-            ["--timeout", FOTA_TIMEOUT_MS, "--out", out, base_url + name], 0, "FOTA_OK")
+            "download %s%s%s" % (base_url, name, " " + what if what else ""),
+            ["--timeout", FOTA_TIMEOUT_MS] + list(extra) + ["--out", out, base_url + name],
+            0, "FOTA_OK")
         if rc == 0:
             same = os.path.isfile(out) and filecmp.cmp(out, os.path.join(self.www, name),
                                                        shallow=False)
@@ -310,7 +312,7 @@ def case_errors(c, args, workdir, www):
 
     rc, out, err, _ = c.run(["--help"])
     flags = ["--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
-             "--ca", "--version",
+             "--ca", "--insecure", "--client-cert", "--client-key", "--max-fragment", "--version",
              "--project-key", "--imei", "--firmware-name", "--verbose", "--help"]
     undocumented = [f for f in flags if f not in out]
     c.expect("--help exits 0 (exit %s)" % rc, rc == 0, err)

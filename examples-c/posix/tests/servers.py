@@ -6,7 +6,10 @@ used as a context manager: started, waited for (bounded), always stopped
 (terminate, then kill).
 
   nginx_server()    nginx: HTTP/1.1, Content-Length, Range, ETag; /slow/NAME
-                    serves the same files at a limited rate
+                    serves the same files at a limited rate; with tls=Tls(...)
+                    over HTTPS (protocols, groups, client certificates)
+  openssl_server()  openssl s_server -WWW: HTTPS, HTTP/1.0, the body ends
+                    with the connection; TLS 1.3 or 1.2 only
   http_server()     python3 -m http.server: HTTP/1.0, ignores Range
   chunked_server()  an HTTP/1.1 server sending Transfer-Encoding: chunked (and,
                     under /close/, bodies that end when the connection closes)
@@ -60,14 +63,15 @@ def url_host(host):
 class Server:
     """A server process: started, waited for, always stopped."""
 
-    def __init__(self, name, argv, host, port, workdir):
+    def __init__(self, name, argv, host, port, workdir, cwd=None):
         self.name, self.argv, self.host, self.port = name, argv, host, port
         self.log_path = os.path.join(workdir, "server-%s.log" % name)
+        self.cwd = cwd
         self.proc = None
 
     def __enter__(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, cwd=self.cwd,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self.wait_ready()
@@ -128,7 +132,7 @@ http {{
     default_type application/octet-stream;
     server {{
         listen {listen};
-        root {www};
+        root {www};{tls}
         location /slow/ {{
             alias {www}/;
             limit_rate {rate};
@@ -138,15 +142,49 @@ http {{
 """
 
 
-def nginx_server(nginx, workdir, www, host="127.0.0.1"):
+class Tls:
+    """HTTPS settings of nginx_server(): certificate chain and key (PEM
+    files), the protocols and key-exchange groups offered, and optionally a
+    CA (PEM) that client certificates must chain to (ssl_verify_client on)."""
+
+    def __init__(self, cert, key, protocols="TLSv1.3", groups="X25519:prime256v1",
+                 client_ca=None):
+        self.cert, self.key, self.protocols, self.groups = cert, key, protocols, groups
+        self.client_ca = client_ca
+
+    def nginx_directives(self):
+        lines = ["ssl_certificate %s;" % self.cert,
+                 "ssl_certificate_key %s;" % self.key,
+                 "ssl_protocols %s;" % self.protocols,
+                 "ssl_ecdh_curve %s;" % self.groups,
+                 "ssl_session_tickets off;"]
+        if self.client_ca:
+            lines += ["ssl_verify_client on;", "ssl_client_certificate %s;" % self.client_ca]
+        return "".join("\n        " + l for l in lines)
+
+
+def nginx_server(nginx, workdir, www, host="127.0.0.1", tls=None):
+    """nginx on a free port of `host`; over HTTPS with `tls` (a Tls). Each
+    instance needs its own `workdir` (config, pid file, logs, temp paths)."""
     port = free_port(host)
     conf = os.path.join(workdir, "nginx.conf")
+    listen = "%s:%d" % (url_host(host), port) + (" ssl" if tls else "")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=workdir, www=www, rate=SLOW_RATE,
-                                  listen="%s:%d" % (url_host(host), port)))
+        f.write(NGINX_CONF.format(d=workdir, www=www, rate=SLOW_RATE, listen=listen,
+                                  tls=tls.nginx_directives() if tls else ""))
     argv = [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log"),
             "-g", "daemon off; master_process off;"]
-    return Server("nginx", argv, host, port, workdir)
+    return Server("nginx-tls" if tls else "nginx", argv, host, port, workdir)
+
+
+def openssl_server(openssl, workdir, www, cert, key, version="-tls1_3", name="s_server"):
+    """`openssl s_server -WWW` on 127.0.0.1: GET /NAME answers `HTTP/1.0 200 ok`
+    and the file of `www`, without a length, then closes. One connection at
+    a time. `version`: -tls1_3 or -tls1_2 (the only protocol it accepts)."""
+    port = free_port("127.0.0.1")
+    argv = [openssl, "s_server", "-accept", "127.0.0.1:%d" % port, "-WWW", "-quiet",
+            "-cert", cert, "-key", key, version]
+    return Server(name, argv, "127.0.0.1", port, workdir, cwd=www)
 
 
 def http_server(workdir, www):
