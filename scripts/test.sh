@@ -13,9 +13,10 @@ scripts/setup.sh
 step "cargo fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --features std --test fuzz_regressions -- -D warnings
 
-step "cargo test"
-cargo test --quiet
+step "cargo test (with the std feature: also tests/, the fuzz regressions)"
+cargo test --quiet --features std
 
 step "header check"
 scripts/header.sh --check
@@ -29,6 +30,9 @@ step "cmake build and ctest"
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/test -j"$(nproc)"
 ctest --test-dir build/test --output-on-failure -j"$(nproc)"
+
+step "fuzz: each cargo-fuzz target for 30 s (scripts/fuzz.sh --long: 600 s)"
+scripts/fuzz.sh 30
 
 echo
 echo "test.sh: all tests passed"

@@ -975,7 +975,9 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         }
     }
 
-    /// Appends one run of body bytes to the image, within `max_len`.
+    /// Appends one run of body bytes to the image, within `max_len` and
+    /// within the length `init` was given (a continuation framed by chunks
+    /// or by the close can carry more than its `Content-Range` announced).
     fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         let offset = self.image.written;
         let next = u32::try_from(data.len())
@@ -984,6 +986,9 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             .ok_or(Error::TooLarge)?;
         if self.opts.max_len != 0 && next > self.opts.max_len {
             return Err(Error::TooLarge);
+        }
+        if self.image.total != 0 && next > self.image.total {
+            return Err(Error::Response);
         }
         self.timer.check_abort()?;
         self.flash.write(offset, data).map_err(|_| Error::Flash)?;

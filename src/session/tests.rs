@@ -1131,6 +1131,33 @@ fn chunked_download_restarts_from_zero_after_a_drop() {
     assert_eq!(r.flash.ends, vec![false, true]);
 }
 
+/// A 206 continuation without Content-Length (chunked, or ended by the
+/// close) that carries more than its Content-Range announced: the bytes past
+/// the announced total never reach the flash (found by the session fuzzer).
+#[test]
+fn continuation_is_never_written_past_its_total() {
+    let img = image(50_000);
+    let head = "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 30000-49999/50000\r\nETag: \"v1\"\r\n";
+    let mut body = img[30_000..].to_vec();
+    body.extend_from_slice(&[0xAB; 700]);
+    let mut until_close = format!("{head}Connection: close\r\n\r\n").into_bytes();
+    until_close.extend_from_slice(&body);
+    let mut in_chunks = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let framed = chunked(&body, &[4096]);
+    let chunks_start = framed.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    in_chunks.extend_from_slice(&framed[chunks_start..]);
+    for (name, reply) in [("until close", until_close), ("chunked", in_chunks)] {
+        let r = run(
+            &retrying(1),
+            vec![dropped_200(&img, 30_000, After::Close), conn(&reply)],
+        );
+        assert_eq!(r.result, Err(Error::Response), "{name}");
+        assert_eq!(r.flash.ends, vec![false], "{name}");
+        let end = r.flash.writes.iter().map(|&(o, n)| o as usize + n).max();
+        assert!(end <= Some(50_000), "{name}: wrote up to {end:?}");
+    }
+}
+
 #[test]
 fn weak_etag_is_not_sent_as_if_range() {
     let img = image(10_000);

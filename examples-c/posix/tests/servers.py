@@ -14,7 +14,8 @@ used as a context manager: started, waited for (bounded), always stopped
   chunked_server()  an HTTP/1.1 server sending Transfer-Encoding: chunked (and,
                     under /close/, bodies that end when the connection closes)
 
-    servers.py --serve-chunked DIR --port PORT   runs the chunked server
+    servers.py --serve-chunked DIR --port PORT [--chunk-sizes N,N,...]
+                                      runs the chunked server
 
 Python 3 standard library only.
 """
@@ -194,10 +195,13 @@ def http_server(workdir, www):
     return Server("http.server", argv, "127.0.0.1", port, workdir)
 
 
-def chunked_server(workdir, www):
+def chunked_server(workdir, www, chunk_sizes=None):
+    """`chunk_sizes`: the chunk sizes to cycle through (default CHUNK_SIZES)."""
     port = free_port("127.0.0.1")
     argv = [sys.executable, os.path.abspath(__file__), "--serve-chunked", www,
             "--port", str(port)]
+    if chunk_sizes:
+        argv += ["--chunk-sizes", ",".join(str(n) for n in chunk_sizes)]
     return Server("chunked", argv, "127.0.0.1", port, workdir)
 
 
@@ -210,6 +214,7 @@ class ChunkedHandler(http.server.BaseHTTPRequestHandler):
     """GET /NAME: the file in chunks; GET /close/NAME: no length, then close."""
     protocol_version = "HTTP/1.1"
     root = "."
+    sizes = CHUNK_SIZES
 
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
@@ -233,9 +238,10 @@ class ChunkedHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         pos, i = 0, 0
         while pos < len(data):
-            chunk = data[pos:pos + CHUNK_SIZES[i % len(CHUNK_SIZES)]]
+            chunk = data[pos:pos + self.sizes[i % len(self.sizes)]]
             ext = b";part=%d" % i if i % 4 == 3 else b""  # chunk extensions are legal
-            self.wfile.write(b"%X%s\r\n%s\r\n" % (len(chunk), ext, chunk))
+            size = b"%X" % len(chunk) if i % 2 else b"%x" % len(chunk)  # hex in either case
+            self.wfile.write(b"%s%s\r\n%s\r\n" % (size, ext, chunk))
             pos += len(chunk)
             i += 1
         self.wfile.write(b"0\r\nX-Trailer: end\r\n\r\n")
@@ -250,8 +256,10 @@ class ChunkedHandler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("chunked: " + (fmt % args) + "\n")
 
 
-def serve_chunked(root, port):
+def serve_chunked(root, port, sizes=None):
     ChunkedHandler.root = root
+    if sizes:
+        ChunkedHandler.sizes = sizes
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), ChunkedHandler)
     server.daemon_threads = True
     server.serve_forever()
@@ -262,8 +270,11 @@ def main():
     ap.add_argument("--serve-chunked", metavar="DIR", required=True,
                     help="serve the files of DIR with the chunked server")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--chunk-sizes", metavar="N,N,...", default="",
+                    help="chunk sizes to cycle through (default: CHUNK_SIZES)")
     args = ap.parse_args()
-    serve_chunked(args.serve_chunked, args.port)
+    sizes = [int(n) for n in args.chunk_sizes.split(",") if n]
+    serve_chunked(args.serve_chunked, args.port, sizes)
     return 0
 
 

@@ -1,0 +1,5 @@
+//! cargo-fuzz target `chunked`: see `fota_fuzz::check_chunked` for the input format
+//! and the invariants checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fota_fuzz::check_chunked(data));
