@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,11 @@ static void usage(FILE *out, const char *prog)
         "  --firmware-name NAME  firmware name (sent as firmware_name=)\n"
         "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
         "                        `abort latency: <ms> ms` (signal to result)\n"
+        "  --discard             keep nothing: the flash hooks drop every byte\n"
+        "                        (--out is not written; for benchmarks)\n"
+        "  --stack-report        run the request on a thread with a painted stack\n"
+        "                        and print `stack: <bytes> bytes` (the deepest\n"
+        "                        stack fota_request and the hooks used) on stderr\n"
         "  --help                print this help and exit 0\n"
         "\n"
         "Options take their value as the next argument or after '=' (--out=x.bin).\n"
@@ -386,6 +392,8 @@ typedef struct {
     const char *client_cert;
     const char *client_key;
     bool insecure;
+    bool discard;
+    bool stack_report;
     uint32_t max_fragment;
     const char *version;
     const char *project_key;
@@ -447,6 +455,14 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         }
         if (strcmp(arg, "--insecure") == 0) {
             a->insecure = true;
+            continue;
+        }
+        if (strcmp(arg, "--discard") == 0) {
+            a->discard = true;
+            continue;
+        }
+        if (strcmp(arg, "--stack-report") == 0) {
+            a->stack_report = true;
             continue;
         }
         /* --flag VALUE or --flag=VALUE */
@@ -544,6 +560,70 @@ static int finish(int32_t code)
     return (int)code;
 }
 
+/* ---- --stack-report ------------------------------------------------------ */
+
+/* The request runs on a thread whose stack was filled with a pattern; the
+   bytes no longer holding it after the thread ended are the deepest stack
+   use. An empty thread's use (thread start-up; glibc also keeps the thread
+   descriptor at the top of a caller-given stack) is measured the same way
+   and subtracted, so the figure is fota_request() and the hooks it called. */
+enum { STACK_BYTES = 1024 * 1024, STACK_PAINT = 0xA5 };
+
+typedef struct {
+    const fota_opts_t *opts; /* NULL: the empty thread */
+    int32_t code;
+} request_t;
+
+static void *request_thread(void *arg)
+{
+    request_t *r = arg;
+    if (r->opts != NULL) {
+        r->code = fota_request(on_result, NULL, r->opts);
+    }
+    return NULL;
+}
+
+/* Runs `r` on a painted stack; returns the bytes of stack it used, or -1. */
+static long run_on_painted_stack(request_t *r)
+{
+    static uint8_t stack[STACK_BYTES] __attribute__((aligned(4096)));
+    memset(stack, STACK_PAINT, sizeof stack);
+    pthread_attr_t attr;
+    pthread_t thread;
+    if (pthread_attr_init(&attr) != 0) {
+        return -1;
+    }
+    int err = pthread_attr_setstack(&attr, stack, sizeof stack);
+    if (err == 0) {
+        err = pthread_create(&thread, &attr, request_thread, r);
+    }
+    pthread_attr_destroy(&attr);
+    if (err != 0 || pthread_join(thread, NULL) != 0) {
+        return -1;
+    }
+    size_t untouched = 0; /* the stack grows down: from the low end */
+    while (untouched < sizeof stack && stack[untouched] == STACK_PAINT) {
+        untouched++;
+    }
+    return (long)(sizeof stack - untouched);
+}
+
+/* fota_request() with the stack report on stderr. */
+static int32_t request_reporting_stack(const fota_opts_t *opts)
+{
+    request_t empty = { NULL, FOTA_OK };
+    request_t request = { opts, FOTA_ERR_INVALID_ARG };
+    long base = run_on_painted_stack(&empty);
+    long used = run_on_painted_stack(&request);
+    if (base < 0 || used < 0) {
+        fprintf(stderr, "fota-posix: --stack-report: cannot start a thread\n");
+        return FOTA_ERR_INVALID_ARG;
+    }
+    fprintf(stderr, "stack: %ld bytes (fota_request and its hooks; %ld more for the thread)\n",
+            used - base, base);
+    return request.code;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -594,7 +674,7 @@ int main(int argc, char **argv)
     } while (0)
 
     posix_flash_t flash;
-    if (posix_flash_setup(&flash, args.out) != 0) {
+    if (posix_flash_setup(&flash, args.discard ? NULL : args.out) != 0) {
         FREE_FILES();
         return finish(FOTA_ERR_FLASH);
     }
@@ -661,7 +741,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    code = fota_request(on_result, NULL, &opts);
+    code = args.stack_report ? request_reporting_stack(&opts) : fota_request(on_result, NULL, &opts);
 
     progress_finish(&progress);
     if (signal_seen && verbose) {
@@ -670,7 +750,8 @@ int main(int argc, char **argv)
     }
     if (code == FOTA_OK) {
         uint32_t ms = sys_now_ms(NULL) - progress.start_ms;
-        printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.out, (unsigned long)progress.written,
+        printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.discard ? "nothing (--discard)" : args.out,
+               (unsigned long)progress.written,
                (double)ms / 1000.0, mb_per_s(progress.written, ms));
     } else if (code == FOTA_ERR_PLATFORM) {
         fota_progress_t p;

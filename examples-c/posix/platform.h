@@ -26,12 +26,13 @@ void posix_net_ops(fota_net_ops_t *ops);
 
 /* Context of the file-backed flash: where the image goes. */
 typedef struct {
-    const char *path;   /* final file name (OUT) */
+    const char *path;   /* final file name (OUT); NULL: discard the bytes */
     char *part_path;    /* OUT.part: the image while it is being written */
     int fd;             /* open descriptor of OUT.part, or -1 */
 } posix_flash_t;
 
-/* Prepares `flash` for the image file `path`; returns 0, or -1 (out of memory). */
+/* Prepares `flash` for the image file `path` (NULL: accept and drop every
+   byte); returns 0, or -1 (out of memory). */
 int posix_flash_setup(posix_flash_t *flash, const char *path);
 /* Frees what posix_flash_setup() allocated; closes a descriptor left open. */
 void posix_flash_cleanup(posix_flash_t *flash);

@@ -25,6 +25,7 @@ Python 3 standard library only.
 import argparse
 import filecmp
 import os
+import re
 import shutil
 import signal
 import socket
@@ -233,7 +234,23 @@ def case_nginx(c, args, workdir, www, ipv6=False):
         c.missing(base)
         if not ipv6:
             c.too_large(base)
+            discard_and_stack_report(c, base, "img-1m.bin")
     return None
+
+
+def discard_and_stack_report(c, base, name):
+    """--discard keeps no file; --stack-report prints a plausible figure."""
+    out = c.out_path()
+    rc, _, err, _ = c.expect_result(
+        "download %s%s --discard --stack-report" % (base, name),
+        ["--timeout", FOTA_TIMEOUT_MS, "--discard", "--stack-report", "--out", out, base + name],
+        0, "FOTA_OK", stdout_must="wrote nothing (--discard): %d bytes"
+        % os.path.getsize(os.path.join(c.www, name)))
+    c.expect("  --discard: no %s and no .part" % os.path.basename(out),
+             not os.path.exists(out) and not os.path.exists(out + ".part"))
+    m = re.search(r"^stack: (\d+) bytes", err, re.M)
+    c.expect("  --stack-report: %s (between 256 B and 64 KiB)" % (m.group(0) if m else "no line"),
+             m is not None and 256 <= int(m.group(1)) <= 65536, err)
 
 
 def case_http_server(c, args, workdir, www):
@@ -312,7 +329,7 @@ def case_errors(c, args, workdir, www):
 
     rc, out, err, _ = c.run(["--help"])
     flags = ["--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
-             "--ca", "--insecure", "--client-cert", "--client-key", "--max-fragment", "--version",
+             "--ca", "--insecure", "--discard", "--stack-report", "--client-cert", "--client-key", "--max-fragment", "--version",
              "--project-key", "--imei", "--firmware-name", "--verbose", "--help"]
     undocumented = [f for f in flags if f not in out]
     c.expect("--help exits 0 (exit %s)" % rc, rc == 0, err)
