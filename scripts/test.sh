@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit tests and lints, the header check, the Cortex-M
 # cross build (LTO checked), and the CMake build with its CTest suite
-# (cmocka tests through fota.h, end-to-end downloads from real servers).
+# (cmocka tests through fota.h, end-to-end downloads from real servers),
+# the fuzz targets for 30 s each and the benchmarks in smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,9 @@ ctest --test-dir build/test --output-on-failure -j"$(nproc)"
 
 step "fuzz: each cargo-fuzz target for 30 s (scripts/fuzz.sh --long: 600 s)"
 scripts/fuzz.sh 30
+
+step "benchmarks, smoke mode (scripts/bench.sh without --smoke prints the figures)"
+scripts/bench.sh --smoke
 
 echo
 echo "test.sh: all tests passed"

@@ -935,7 +935,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                     (input.len(), 0..take)
                 };
                 let len = data.len();
-                rx.copy_within(raw + data.start..raw + data.end, pending);
+                move_within(rx, raw + data.start..raw + data.end, pending);
                 pending += len;
                 raw += skip;
             }
@@ -958,8 +958,8 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             // Keep the unwritten data and the undecoded bytes at the front,
             // dropping what was written and the framing already decoded.
             let tail = pending - ready;
-            rx.copy_within(ready..pending, 0);
-            rx.copy_within(raw..end, tail);
+            move_within(rx, ready..pending, 0);
+            move_within(rx, raw..end, tail);
             end = tail + (end - raw);
             raw = tail;
             pending = tail;
@@ -1017,6 +1017,15 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
 
     fn log(&mut self, level: Level, line: &Line) {
         self.sys.log(level, line.as_str());
+    }
+}
+
+/// `buf.copy_within(src, dest)`, skipped when nothing would move: most body
+/// bytes are already in place, and a `memmove` onto itself still copies
+/// every byte on targets whose `memmove` does not check (compiler-builtins).
+fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dest: usize) {
+    if src.start != dest && !src.is_empty() {
+        buf.copy_within(src, dest);
     }
 }
 
