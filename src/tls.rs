@@ -295,10 +295,10 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         config = config.with_max_fragment_length(fragment);
     }
     let mut rng = HookRng { sys, failure: None };
+    let mut verifier = Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default());
     let provider = Provider {
         rng: &mut rng,
-        verifier: (!creds.insecure)
-            .then(|| Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default())),
+        verifier: (!creds.insecure).then_some(&mut verifier),
         client: creds.client,
     };
     io.boundary.set(false);
@@ -407,16 +407,21 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
             _ => return Err(TlsError::InvalidCertificate),
         };
         let ca = cert::issuer_of(self.cas, last).ok_or(TlsError::InvalidCertificate)?;
-        let mut verifier = CertVerifier::new(Certificate::X509(ca));
         let host = self
             .host
             .get(..self.host_len)
             .and_then(|h| core::str::from_utf8(h).ok())
             .ok_or(TlsError::InvalidCertificate)?;
-        verifier.set_hostname_verification(host)?;
-        verifier.verify_certificate(transcript, chain)?;
-        self.chosen = Some(verifier);
-        Ok(())
+        // Built in its final place: the verifier holds a CHAIN_MAX copy of
+        // the chain, and every move of it would be another one on the stack.
+        let verifier = self.chosen.insert(CertVerifier::new(Certificate::X509(ca)));
+        let verified = verifier
+            .set_hostname_verification(host)
+            .and_then(|()| verifier.verify_certificate(transcript, chain));
+        if verified.is_err() {
+            self.chosen = None;
+        }
+        verified
     }
 
     fn verify_signature(&mut self, verify: CertificateVerifyRef) -> Result<(), TlsError> {
@@ -429,8 +434,9 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
 
 struct Provider<'a, 'r, 's, S: System, C: Clock> {
     rng: &'r mut HookRng<'s, S>,
-    /// `None` only for an explicitly insecure request.
-    verifier: Option<Verifier<'a, C>>,
+    /// `None` only for an explicitly insecure request. Borrowed, so that
+    /// handing the provider to embedded-tls does not copy the verifier.
+    verifier: Option<&'r mut Verifier<'a, C>>,
     client: Option<(&'a [u8], &'a [u8])>,
 }
 
@@ -443,7 +449,7 @@ impl<S: System, C: Clock> CryptoProvider for Provider<'_, '_, '_, S, C> {
     }
 
     fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Self::CipherSuite>, TlsError> {
-        self.verifier.as_mut().ok_or(TlsError::Unimplemented)
+        self.verifier.as_deref_mut().ok_or(TlsError::Unimplemented)
     }
 
     fn signer(
