@@ -37,10 +37,9 @@ use std::process::ExitCode;
 
 use fota::result::Error;
 use fota::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, TlsOptions, Transport,
-    Workspace, FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_TIMEOUT_MS, FOTA_RX_BUF,
+    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
+    FOTA_RX_BUF,
 };
-use fota::url::DeviceParams;
 
 const DEFAULT_SIZE: usize = 4 << 20;
 const DEFAULT_RECV: usize = 1460;
@@ -281,19 +280,8 @@ fn response(mode: Mode, image: &[u8], chunk: usize) -> Vec<u8> {
 fn options() -> Options<'static> {
     Options {
         url: Some(URL),
-        params: DeviceParams::default(),
-        port: 0,
-        method: "GET",
-        headers: b"",
-        body: b"",
-        max_len: 0,
-        timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
-        idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
-        max_redirects: 0,
         max_retries: 0,
-        retry_delay_ms: 0,
-        show_url: true,
-        tls: TlsOptions::default(),
+        ..Options::default()
     }
 }
 

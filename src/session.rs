@@ -169,6 +169,29 @@ pub struct Options<'a> {
     pub show_url: bool,
 }
 
+impl Default for Options<'_> {
+    /// The defaults of `fota_opts_init()`: a GET of the platform URL, default
+    /// deadlines and retries, no limit, no redirects.
+    fn default() -> Self {
+        Options {
+            url: None,
+            params: DeviceParams::default(),
+            port: 0,
+            method: "GET",
+            headers: b"",
+            body: b"",
+            max_len: 0,
+            timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
+            idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
+            max_redirects: 0,
+            max_retries: FOTA_DEFAULT_MAX_RETRIES,
+            retry_delay_ms: FOTA_DEFAULT_RETRY_DELAY_MS,
+            tls: TlsOptions::default(),
+            show_url: true,
+        }
+    }
+}
+
 /// Request states reported by `fota_get_progress()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]

@@ -20,8 +20,8 @@ use std::rc::Rc;
 use fota::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use fota::result::{self, Error};
 use fota::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, TlsOptions, Transport,
-    Workspace, FOTA_RX_BUF,
+    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
+    FOTA_RX_BUF,
 };
 use fota::url::{self, DeviceIdKind, DeviceParams, Scheme, FOTA_URL_MAX, PLATFORM_URL};
 
@@ -1101,19 +1101,15 @@ pub fn check_session(data: &[u8]) -> i32 {
     };
     let opts = Options {
         url: Some("http://fw.example/app.bin"),
-        params: DeviceParams::default(),
-        port: 0,
         method: if head_request { "HEAD" } else { "GET" },
         headers: b"X-Fuzz: 1",
-        body: b"",
         max_len,
         timeout_ms: 60_000,
         idle_timeout_ms: 2_000,
         max_redirects,
         max_retries,
         retry_delay_ms: 100,
-        tls: TlsOptions::default(),
-        show_url: true,
+        ..Options::default()
     };
     let status = Status::new();
     let mut ws = Box::new(Workspace::new());

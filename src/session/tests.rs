@@ -338,19 +338,9 @@ impl System for FakeSys {
 fn opts(url: &str) -> Options<'_> {
     Options {
         url: Some(url),
-        params: DeviceParams::default(),
-        port: 0,
-        method: "GET",
-        headers: b"",
-        body: b"",
-        max_len: 0,
-        timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
-        idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
-        max_redirects: 0,
         max_retries: 0,
         retry_delay_ms: 100,
-        show_url: true,
-        tls: TlsOptions::default(),
+        ..Options::default()
     }
 }
 

@@ -360,31 +360,37 @@ def main():
     if not args.fota or not args.case:
         ap.error("--fota and --case are required")
 
+    case = {
+        "nginx": lambda c, workdir, www: case_nginx(c, args, workdir, www),
+        "nginx-ipv6": lambda c, workdir, www: case_nginx(c, args, workdir, www, ipv6=True),
+        "http-server": lambda c, workdir, www: case_http_server(c, args, workdir, www),
+        "chunked": lambda c, workdir, www: case_chunked(c, args, workdir, www),
+        "errors": lambda c, workdir, www: case_errors(c, args, workdir, www),
+    }[args.case]
+    return run_case(args.fota, args.case, "fota-e2e-", case)
+
+
+def run_case(fota, name, prefix, case):
+    """Runs `case(checker, workdir, www)` in a new work directory with the
+    test images; prints the verdict and returns the exit status (0, 1, or
+    SKIP when the case returned SKIP). Shared with tls.py."""
     started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="fota-e2e-")
+    workdir = tempfile.mkdtemp(prefix=prefix)
     try:
         www = os.path.join(workdir, "www")
         make_images(www)
-        c = Checker(os.path.abspath(args.fota), workdir, www)
-        case = {
-            "nginx": lambda: case_nginx(c, args, workdir, www),
-            "nginx-ipv6": lambda: case_nginx(c, args, workdir, www, ipv6=True),
-            "http-server": lambda: case_http_server(c, args, workdir, www),
-            "chunked": lambda: case_chunked(c, args, workdir, www),
-            "errors": lambda: case_errors(c, args, workdir, www),
-        }[args.case]
+        c = Checker(os.path.abspath(fota), workdir, www)
         try:
-            if case() == SKIP:
+            if case(c, workdir, www) == SKIP:
                 return SKIP
         except Failed as e:
             c.failures.append(str(e))
             print("FAIL %s" % e)
         secs = time.monotonic() - started
         if c.failures:
-            print("%s: %d of %d checks failed (%.1f s)" % (args.case, len(c.failures),
-                                                          c.checks, secs))
+            print("%s: %d of %d checks failed (%.1f s)" % (name, len(c.failures), c.checks, secs))
             return 1
-        print("%s: all %d checks passed (%.1f s)" % (args.case, c.checks, secs))
+        print("%s: all %d checks passed (%.1f s)" % (name, c.checks, secs))
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -44,11 +44,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from e2e import FOTA_TIMEOUT_MS, IMAGES, SKIP, Checker, make_images
+from e2e import FOTA_TIMEOUT_MS, IMAGES, SKIP, run_case
 from faultproxy import FaultProxy
 from servers import Failed, Tls, nginx_server, openssl_server
 
@@ -362,32 +361,14 @@ def main():
     if not args.fota or not args.case:
         ap.error("--fota and --case are required")
 
-    started = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="fota-tls-")
-    try:
-        if not need(args, nginx=False):
-            return SKIP
-        www = os.path.join(workdir, "www")
-        make_images(www)
-        c = Checker(os.path.abspath(args.fota), workdir, www)
-        try:
-            pki = make_pki(args.openssl, os.path.join(workdir, "pki"))
-            case = {"nginx": case_nginx, "openssl": case_openssl, "resume": case_resume,
-                    "client-cert": case_client_cert}[args.case]
-            if case(c, args, workdir, www, pki) == SKIP:
-                return SKIP
-        except Failed as e:
-            c.failures.append(str(e))
-            print("FAIL %s" % e)
-        secs = time.monotonic() - started
-        if c.failures:
-            print("%s: %d of %d checks failed (%.1f s)" % (args.case, len(c.failures),
-                                                          c.checks, secs))
-            return 1
-        print("%s: all %d checks passed (%.1f s)" % (args.case, c.checks, secs))
-        return 0
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    if not need(args, nginx=False):
+        return SKIP
+    case = {"nginx": case_nginx, "openssl": case_openssl, "resume": case_resume,
+            "client-cert": case_client_cert}[args.case]
+
+    def with_pki(c, workdir, www):
+        return case(c, args, workdir, www, make_pki(args.openssl, os.path.join(workdir, "pki")))
+    return run_case(args.fota, args.case, "fota-tls-", with_pki)
 
 
 if __name__ == "__main__":
