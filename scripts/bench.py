@@ -66,7 +66,8 @@ class Clients:
         self.args, self.outdir, self.ca = args, outdir, ca
 
     def fota(self, url, sink, extra=()):
-        argv = [self.args.fota, "--timeout", "600000"] + list(extra)
+        argv = [self.args.fota, "--timeout", "600000", "--max-len", str(self.args.size << 20)] \
+            + list(extra)
         if url.startswith("https:"):
             argv += ["--ca", self.ca]
         if sink == "discard":
