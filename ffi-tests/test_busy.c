@@ -173,14 +173,17 @@ static void init_while_running_leaves_the_running_request_alone(void **state) {
     assert_int_equal(other.connect_calls, 1);
 }
 
-/* A request from inside the progress callback. */
+/* A second request started while the first one runs (from its progress
+   callback or from one of its hooks): tried once, its code kept. */
 static int32_t g_nested_rc;
 static mock_cb_t g_nested_cb;
 
-static void nested_request(uint32_t written, uint32_t total, void *arg) {
-    (void)written;
-    (void)total;
-    (void)arg;
+static void nested_reset(void) {
+    memset(&g_nested_cb, 0, sizeof(g_nested_cb));
+    g_nested_rc = -1;
+}
+
+static void nested_request_once(void) {
     if (g_nested_cb.calls == 0) {
         fota_opts_t o;
         mock_opts(&o);
@@ -188,10 +191,16 @@ static void nested_request(uint32_t written, uint32_t total, void *arg) {
     }
 }
 
+static void nested_request(uint32_t written, uint32_t total, void *arg) {
+    (void)written;
+    (void)total;
+    (void)arg;
+    nested_request_once();
+}
+
 static void request_from_the_progress_callback_is_busy(void **state) {
     (void)state;
-    memset(&g_nested_cb, 0, sizeof(g_nested_cb));
-    g_nested_rc = -1;
+    nested_reset();
     mock_fill_image(g_img, 3000, 2);
     mock_script_image(g_img, 3000)->max_piece = 1000;
     mock_progress_t pcb = {0};
@@ -212,30 +221,22 @@ static void request_from_the_progress_callback_is_busy(void **state) {
 }
 
 /* A request from inside a hook (here: recv). */
-static int32_t g_hook_rc;
-static mock_cb_t g_hook_cb;
-
 static void request_in_hook(void *arg) {
     (void)arg;
-    if (g_hook_cb.calls == 0) {
-        fota_opts_t o;
-        mock_opts(&o);
-        g_hook_rc = fota_request(mock_result_cb, &g_hook_cb, &o);
-    }
+    nested_request_once();
 }
 
 static void request_from_inside_a_hook_is_busy(void **state) {
     (void)state;
-    memset(&g_hook_cb, 0, sizeof(g_hook_cb));
-    g_hook_rc = -1;
+    nested_reset();
     g_net.on_recv = request_in_hook;
     mock_script_str("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
     fota_opts_t o;
     mock_opts(&o);
     mock_cb_t cb;
     int32_t rc = mock_request(&o, &cb);
-    assert_int_equal(g_hook_rc, FOTA_ERR_BUSY);
-    assert_int_equal(g_hook_cb.calls, 1);
+    assert_int_equal(g_nested_rc, FOTA_ERR_BUSY);
+    assert_int_equal(g_nested_cb.calls, 1);
     assert_int_equal(rc, FOTA_OK);
     mock_check(rc, &cb);
 }
