@@ -1,11 +1,10 @@
 //! Certificates and keys as the caller gives them (PEM or DER), turned into
-//! DER for the TLS layer; and the two names of a certificate, read from its
-//! DER, so the CA that issued a server's chain can be picked from several.
-//! Pure functions over byte slices.
+//! DER for the TLS layer. Pure functions over byte slices.
 
 use core::ops::Range;
 
 use crate::result::Error;
+use crate::x509::Der;
 
 /// Most certificates accepted in one PEM bundle (`server_cert`).
 pub const FOTA_TLS_MAX_CAS: usize = 4;
@@ -27,8 +26,9 @@ pub struct Decoded {
 pub fn decode(input: &[u8], label: &[u8], out: &mut [u8]) -> Result<Decoded, Error> {
     let mut decoded = Decoded::default();
     if input.first() == Some(&0x30) {
-        let (whole, rest) = tlv(input).ok_or(Error::InvalidArg)?;
-        if !rest.is_empty() {
+        let mut der = Der(input);
+        let whole = der.next().map_err(|_| Error::InvalidArg)?.whole;
+        if !der.is_empty() {
             return Err(Error::InvalidArg);
         }
         let slot = out.get_mut(..whole.len()).ok_or(Error::InvalidArg)?;
@@ -107,69 +107,12 @@ fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     Ok(n)
 }
 
-/// Splits one DER TLV off the front of `input`: (the whole TLV, the rest).
-fn tlv(input: &[u8]) -> Option<(&[u8], &[u8])> {
-    let first_len = *input.get(1)?;
-    let (header, len) = if first_len < 0x80 {
-        (2, usize::from(first_len))
-    } else {
-        let count = usize::from(first_len & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let len = input
-            .get(2..2 + count)?
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (2 + count, len)
-    };
-    input.split_at_checked(header.checked_add(len)?)
-}
-
-/// The content of a TLV (without tag and length).
-fn content(whole: &[u8]) -> Option<&[u8]> {
-    let first_len = *whole.get(1)?;
-    let header = if first_len < 0x80 {
-        2
-    } else {
-        2 + usize::from(first_len & 0x7f)
-    };
-    whole.get(header..)
-}
-
-/// The issuer and subject names (whole DER TLVs) of an X.509 certificate.
-pub fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (certificate, _) = tlv(cert)?;
-    let (tbs, _) = tlv(content(certificate)?)?;
-    let mut fields = content(tbs)?;
-    // [0] EXPLICIT version, present from v2 on.
-    if fields.first() == Some(&0xA0) {
-        fields = tlv(fields)?.1;
-    }
-    let (_serial, fields) = tlv(fields)?;
-    let (_signature, fields) = tlv(fields)?;
-    let (issuer, fields) = tlv(fields)?;
-    let (_validity, fields) = tlv(fields)?;
-    let (subject, _) = tlv(fields)?;
-    Some((issuer, subject))
-}
-
-/// The CA among `cas` whose subject is the issuer of `issued`, else the first.
-pub fn issuer_of<'a>(cas: &[&'a [u8]], issued: &[u8]) -> Option<&'a [u8]> {
-    let wanted = names(issued).map(|(issuer, _)| issuer);
-    cas.iter()
-        .copied()
-        .find(|ca| names(ca).map(|(_, subject)| subject) == wanted && wanted.is_some())
-        .or_else(|| cas.first().copied())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     // A P-256 CA and a server certificate it issued (openssl, test data).
     const CA_PEM: &[u8] = include_bytes!("../tests/data/ca.pem");
-    const SERVER_PEM: &[u8] = include_bytes!("../tests/data/server.pem");
     const OTHER_CA_PEM: &[u8] = include_bytes!("../tests/data/other-ca.pem");
 
     fn der(pem: &[u8]) -> Vec<u8> {
@@ -239,23 +182,5 @@ mod tests {
         let n = base64_decode(b"aGVs\nbG8=", &mut out).unwrap();
         assert_eq!(&out[..n], b"hello");
         assert_eq!(base64_decode(b"aG=Vs", &mut out), Err(Error::InvalidArg));
-    }
-
-    #[test]
-    fn the_issuing_ca_is_picked_by_name() {
-        let ca = der(CA_PEM);
-        let other = der(OTHER_CA_PEM);
-        let server = der(SERVER_PEM);
-        let (issuer, _) = names(&server).unwrap();
-        let (_, subject) = names(&ca).unwrap();
-        assert_eq!(issuer, subject);
-        assert_eq!(issuer_of(&[&other, &ca], &server), Some(&ca[..]));
-        assert_eq!(
-            issuer_of(&[&other], &server),
-            Some(&other[..]),
-            "no match: the first"
-        );
-        assert_eq!(issuer_of(&[], &server), None);
-        assert_eq!(names(b"\x30\x00"), None);
     }
 }

@@ -18,3 +18,5 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
+#[cfg(feature = "tls")]
+pub mod x509;

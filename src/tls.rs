@@ -1,9 +1,9 @@
 //! HTTPS: TLS 1.3 (embedded-tls, blocking) on top of a [`Transport`], as a
 //! [`Stream`] the session reads and writes like plain TCP.
 //!
-//! The server's chain is verified against the caller's CA(s) with
-//! embedded-tls's rustpki verifier, host name included; a provider without a
-//! verifier would verify nothing, so one without a CA is refused unless the
+//! The server's chain is verified against the caller's CA(s) by fota's own
+//! verifier ([`crate::x509`], on the certificate bytes, host name included);
+//! a provider without a verifier would verify nothing, so one without a CA is refused unless the
 //! caller asked for an insecure connection explicitly. Supported: ECDSA P-256
 //! certificates, TLS_AES_128_GCM_SHA256, secp256r1 key exchange.
 
@@ -13,14 +13,16 @@ use core::marker::PhantomData;
 use embedded_io::{ErrorKind, ErrorType, Read, Write};
 use embedded_tls::blocking::{
     Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef,
-    CryptoProvider, MaxFragmentLength, Sha256, TlsClock, TlsConfig, TlsConnection, TlsContext,
-    TlsError, TlsVerifier,
+    CryptoProvider, MaxFragmentLength, Sha256, TlsConfig, TlsConnection, TlsContext, TlsError,
+    TlsVerifier,
 };
-use embedded_tls::pki::CertVerifier;
 use embedded_tls::SignatureScheme;
+use p256::ecdsa::signature::digest::Digest;
+use p256::ecdsa::VerifyingKey;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::cert::{self, FOTA_TLS_MAX_CAS};
+use crate::x509;
 use crate::result::Error;
 use crate::session::{Clock, Received, Stream, System, TlsOptions, Transport};
 use crate::timer::{Idle, Timer};
@@ -38,10 +40,6 @@ pub const FOTA_TLS_RX_BUF: usize = 4_416;
 pub const FOTA_TLS_TX_BUF: usize = 2_048;
 /// Bytes for the DER of the CA certificates, the client certificate and key.
 pub const FOTA_TLS_CERT_BUF: usize = 4_096;
-/// Bytes of the server's certificate chain kept for its signature check.
-const CHAIN_MAX: usize = 4_096;
-/// Longest host name the verifier checks.
-const HOST_MAX: usize = 64;
 
 /// Buffers of a TLS connection, in the request's workspace.
 pub struct TlsBuffers {
@@ -295,7 +293,7 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         config = config.with_max_fragment_length(fragment);
     }
     let mut rng = HookRng { sys, failure: None };
-    let mut verifier = Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default());
+    let mut verifier = Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default(), host);
     let provider = Provider {
         rng: &mut rng,
         verifier: (!creds.insecure).then_some(&mut verifier),
@@ -357,44 +355,39 @@ impl<S: System> RngCore for HookRng<'_, S> {
 
 impl<S: System> CryptoRng for HookRng<'_, S> {}
 
-/// The clock of the certificate validity check: [`Clock::unix_time`].
-struct ValidityClock<C>(PhantomData<C>);
-
-impl<C: Clock> TlsClock for ValidityClock<C> {
-    fn now() -> Option<u64> {
-        C::unix_time()
-    }
-}
-
 /// Verifies the chain against the CA (of several) that issued its last
-/// certificate.
+/// certificate ([`x509::verify_chain`], on the certificate bytes as they
+/// arrived), then the server's CertificateVerify signature with the key of
+/// its certificate.
 struct Verifier<'a, C: Clock> {
     cas: &'a [&'a [u8]],
-    host: [u8; HOST_MAX],
-    host_len: usize,
-    chosen: Option<CertVerifier<'a, Aes128GcmSha256, ValidityClock<C>, CHAIN_MAX>>,
+    /// The name the URL gave, as long as it is (SNI says the same).
+    host: &'a str,
+    /// After the chain passed: the server's key and the transcript hash
+    /// up to its Certificate message.
+    server: Option<(VerifyingKey, [u8; 32])>,
+    clock: PhantomData<C>,
 }
 
 impl<'a, C: Clock> Verifier<'a, C> {
-    fn new(cas: &'a [&'a [u8]]) -> Self {
+    fn new(cas: &'a [&'a [u8]], host: &'a str) -> Self {
         Verifier {
             cas,
-            host: [0; HOST_MAX],
-            host_len: 0,
-            chosen: None,
+            host,
+            server: None,
+            clock: PhantomData,
         }
     }
 }
 
 impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
     fn set_hostname_verification(&mut self, hostname: &str) -> Result<(), TlsError> {
-        let slot = self
-            .host
-            .get_mut(..hostname.len())
-            .ok_or(TlsError::InsufficientSpace)?;
-        slot.copy_from_slice(hostname.as_bytes());
-        self.host_len = hostname.len();
-        Ok(())
+        // embedded-tls passes the SNI name, which is `host`.
+        if hostname == self.host {
+            Ok(())
+        } else {
+            Err(TlsError::InvalidCertificate)
+        }
     }
 
     fn verify_certificate(
@@ -402,33 +395,33 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
         transcript: &Sha256,
         chain: CertificateRef,
     ) -> Result<(), TlsError> {
-        let last = match chain.entries.last() {
-            Some(CertificateEntryRef::X509(der)) => *der,
-            _ => return Err(TlsError::InvalidCertificate),
-        };
-        let ca = cert::issuer_of(self.cas, last).ok_or(TlsError::InvalidCertificate)?;
-        let host = self
-            .host
-            .get(..self.host_len)
-            .and_then(|h| core::str::from_utf8(h).ok())
-            .ok_or(TlsError::InvalidCertificate)?;
-        // Built in its final place: the verifier holds a CHAIN_MAX copy of
-        // the chain, and every move of it would be another one on the stack.
-        let verifier = self.chosen.insert(CertVerifier::new(Certificate::X509(ca)));
-        let verified = verifier
-            .set_hostname_verification(host)
-            .and_then(|()| verifier.verify_certificate(transcript, chain));
-        if verified.is_err() {
-            self.chosen = None;
-        }
-        verified
+        self.server = None;
+        let last = chain.entries.last().map(der).unwrap_or_default();
+        let ca = x509::issuer_of(self.cas, last).ok_or(TlsError::InvalidCertificate)?;
+        let key = x509::verify_chain(ca, chain.entries.iter().map(der), self.host, C::unix_time())
+            .map_err(|_| TlsError::InvalidCertificate)?;
+        let key = VerifyingKey::from_sec1_bytes(key).map_err(|_| TlsError::InvalidCertificate)?;
+        self.server = Some((key, transcript.clone().finalize().into()));
+        Ok(())
     }
 
     fn verify_signature(&mut self, verify: CertificateVerifyRef) -> Result<(), TlsError> {
-        self.chosen
-            .as_mut()
-            .ok_or(TlsError::InvalidCertificate)?
-            .verify_signature(verify)
+        let (key, hash) = self.server.take().ok_or(TlsError::InvalidCertificate)?;
+        if verify.signature_scheme != SignatureScheme::EcdsaSecp256r1Sha256 {
+            return Err(TlsError::InvalidSignatureScheme);
+        }
+        let message = x509::certificate_verify_message(&hash);
+        x509::verify_with(&key, &message, verify.signature)
+            .map_err(|_| TlsError::InvalidSignature)
+    }
+}
+
+/// The DER of a chain entry; a raw public key (not a certificate) fails
+/// as malformed.
+fn der<'c>(entry: &CertificateEntryRef<'c>) -> &'c [u8] {
+    match *entry {
+        CertificateEntryRef::X509(der) => der,
+        _ => &[],
     }
 }
 
