@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -99,6 +100,11 @@ static int open_socket(const struct addrinfo *ai)
  *
  * Every address getaddrinfo() returns (IPv4 and IPv6, in the resolver's
  * order) is tried in turn, all within the one `timeout_ms`.
+ *
+ * For tests: with FOTA_POSIX_CONNECT_ADDR set (an IP literal), that address
+ * is connected instead of `host`'s, like curl's --connect-to; TLS still
+ * sends and verifies `host`, so certificates for names without DNS entries
+ * can be tried on loopback.
  */
 static int32_t net_connect(void *ctx, const char *host, uint16_t port, uint32_t timeout_ms)
 {
@@ -113,7 +119,8 @@ static int32_t net_connect(void *ctx, const char *host, uint16_t port, uint32_t 
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     struct addrinfo *list = NULL;
-    if (getaddrinfo(host, service, &hints, &list) != 0) {
+    const char *addr = getenv("FOTA_POSIX_CONNECT_ADDR");
+    if (getaddrinfo(addr != NULL && addr[0] != '\0' ? addr : host, service, &hints, &list) != 0) {
         return NET_ERROR;
     }
 

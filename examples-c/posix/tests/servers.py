@@ -178,13 +178,17 @@ def nginx_server(nginx, workdir, www, host="127.0.0.1", tls=None):
     return Server("nginx-tls" if tls else "nginx", argv, host, port, workdir)
 
 
-def openssl_server(openssl, workdir, www, cert, key, version="-tls1_3", name="s_server"):
+def openssl_server(openssl, workdir, www, cert, key, version="-tls1_3", name="s_server",
+                   chain=None):
     """`openssl s_server -WWW` on 127.0.0.1: GET /NAME answers `HTTP/1.0 200 ok`
     and the file of `www`, without a length, then closes. One connection at
-    a time. `version`: -tls1_3 or -tls1_2 (the only protocol it accepts)."""
+    a time. `version`: -tls1_3 or -tls1_2 (the only protocol it accepts);
+    `chain`: a PEM file of intermediate certificates sent after `cert`."""
     port = free_port("127.0.0.1")
     argv = [openssl, "s_server", "-accept", "127.0.0.1:%d" % port, "-WWW", "-quiet",
             "-cert", cert, "-key", key, version]
+    if chain:
+        argv += ["-cert_chain", chain]
     return Server(name, argv, "127.0.0.1", port, workdir, cwd=www)
 
 

@@ -33,6 +33,17 @@ Cases:
   client-cert nginx with ssl_verify_client on: --client-cert/--client-key
               succeed; without them, or with a certificate of another CA,
               the server refuses (the exit code is checked and printed)
+  verifier    one s_server per certificate a verifier gets wrong, each made
+              here by openssl; fota-posix connects to 127.0.0.1 whatever the
+              name (FOTA_POSIX_CONNECT_ADDR) and sends/verifies the URL's
+              host. Accepted: a wildcard for one label, the 5th of five SANs,
+              a CN without any SAN, a 240-byte host name (SNI and SAN),
+              chains through an intermediate within pathlen. Refused (11): a
+              wildcard for two labels, a CN matching beside non-matching
+              SANs, an unknown critical extension, keyUsage without
+              digitalSignature, extendedKeyUsage clientAuth only, a CA
+              certificate as the server's, an intermediate without CA:TRUE,
+              one below a root with pathlen:0, an intermediate not sent
 
 Exit status: 0 passed, 1 failed, 77 skipped (no nginx / no openssl).
 Python 3 standard library only (plus the openssl and nginx programs).
@@ -88,6 +99,22 @@ class Pki:
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         return self.path(name + ".pem")
+
+    def issue(self, name, ca, subject, ext_lines, chain=None):
+        """A certificate for a new key, signed by CA `ca` (`ca`.pem/.key),
+        with exactly the extension lines `ext_lines` (openssl x509v3_config).
+        `chain`: also a PEM of the intermediates after it (`name`-chain.pem)."""
+        key = self.key(name + ".key")
+        csr = self.path(name + ".csr")
+        self.run("req", "-new", "-key", key, "-subj", subject, "-out", csr)
+        ext = self.path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("".join(line + "\n" for line in ext_lines))
+        pem = self.path(name + ".pem")
+        self.run("x509", "-req", "-in", csr, "-CA", self.path(ca + ".pem"),
+                 "-CAkey", self.path(ca + ".key"), "-CAcreateserial", "-days", "30",
+                 "-sha256", "-extfile", ext, "-out", pem)
+        return pem
 
     def leaf(self, name, ca, subject, san=None, client=False, start=None, end=None):
         """A certificate signed by CA `ca` (ca.pem/ca.key). `start`/`end`
@@ -351,10 +378,90 @@ def case_client_cert(c, args, workdir, www, pki):
     return None
 
 
+SERVER_EXT = ["keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"]
+INTERMEDIATE_EXT = ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign"]
+LONG_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "fota", "test"])
+
+
+def verifier_pki(pki):
+    """The certificates of case `verifier`: (name, chain or None, host, accepted)."""
+    def leaf(name, subject, *ext):
+        pki.issue(name, "ca", subject, list(ext))
+
+    leaf("wildcard", "/CN=wildcard", "subjectAltName=DNS:*.fota.test", *SERVER_EXT)
+    leaf("five-sans", "/CN=five", "subjectAltName=DNS:one.test,DNS:two.test,DNS:three.test,"
+         "DNS:four.test,DNS:localhost", *SERVER_EXT)
+    leaf("cn-only", "/CN=localhost", *SERVER_EXT)
+    leaf("cn-beside-san", "/CN=localhost", "subjectAltName=DNS:other.test", *SERVER_EXT)
+    leaf("long-name", "/CN=long", "subjectAltName=DNS:" + LONG_HOST, *SERVER_EXT)
+    leaf("critical", "/CN=localhost", "subjectAltName=DNS:localhost",
+         "1.2.3.4=critical,ASN1:UTF8String:unknown", *SERVER_EXT)
+    leaf("noncritical", "/CN=localhost", "subjectAltName=DNS:localhost",
+         "1.2.3.4=ASN1:UTF8String:unknown", *SERVER_EXT)
+    leaf("key-encipherment", "/CN=localhost", "subjectAltName=DNS:localhost",
+         "keyUsage=critical,keyEncipherment")
+    leaf("client-only", "/CN=localhost", "subjectAltName=DNS:localhost",
+         "extendedKeyUsage=clientAuth")
+    leaf("ca-as-server", "/CN=localhost", "subjectAltName=DNS:localhost",
+         "basicConstraints=critical,CA:TRUE")
+    # Chains: root -> intermediate -> server, the server sends both.
+    for root, constraints in (("root-pathlen0", "CA:TRUE,pathlen:0"),
+                              ("root-pathlen1", "CA:TRUE,pathlen:1")):
+        key = pki.key(root + ".key")
+        pki.run("req", "-x509", "-new", "-key", key, "-sha256", "-days", "30",
+                "-subj", "/CN=" + root, "-out", pki.path(root + ".pem"),
+                "-addext", "basicConstraints=critical," + constraints,
+                "-addext", "keyUsage=critical,keyCertSign")
+    for inter, root, ext in (("inter-ok", "root-pathlen1", INTERMEDIATE_EXT),
+                             ("inter-deep", "root-pathlen0", INTERMEDIATE_EXT),
+                             ("inter-not-ca", "root-pathlen1",
+                              ["basicConstraints=critical,CA:FALSE"])):
+        pki.issue(inter, root, "/CN=" + inter, ext)
+        pki.issue(inter + "-server", inter, "/CN=localhost",
+                  ["subjectAltName=DNS:localhost"] + SERVER_EXT)
+    return [
+        ("wildcard", None, "a.fota.test", "", True),
+        ("wildcard", None, "a.b.fota.test", "", False),
+        ("five-sans", None, "localhost", "", True),
+        ("cn-only", None, "localhost", "", True),
+        ("cn-beside-san", None, "localhost", "", False),
+        ("long-name", None, LONG_HOST, "", True),
+        ("critical", None, "localhost", "", False),
+        ("noncritical", None, "localhost", "", True),
+        ("key-encipherment", None, "localhost", "", False),
+        ("client-only", None, "localhost", "", False),
+        ("ca-as-server", None, "localhost", "", False),
+        ("inter-ok-server", "inter-ok", "localhost", "root-pathlen1", True),
+        ("inter-ok-server", None, "localhost", "root-pathlen1", False),
+        ("inter-deep-server", "inter-deep", "localhost", "root-pathlen0", False),
+        ("inter-not-ca-server", "inter-not-ca", "localhost", "root-pathlen1", False),
+    ]
+
+
+def case_verifier(c, args, workdir, www, pki):
+    if not need(args, nginx=False):
+        return SKIP
+    os.environ["FOTA_POSIX_CONNECT_ADDR"] = "127.0.0.1"
+    p = pki.path
+    for cert, chain, host, root, accepted in verifier_pki(pki):
+        ca = ["--ca", p((root if root.startswith("root-") else "ca") + ".pem")]
+        what = "%s%s for %s" % (cert, " + " + chain if chain else "",
+                                host if len(host) < 40 else "a %d-byte name" % len(host))
+        with openssl_server(args.openssl, workdir, www, p(cert + ".pem"), p(cert + ".key"),
+                            name="s_server-" + cert,
+                            chain=p(chain + ".pem") if chain else None) as s:
+            url = "https://%s:%d/%s" % (host, s.port, IMAGE)
+            if accepted:
+                c.download("https://%s:%d/" % (host, s.port), IMAGE, ca, "(%s)" % what)
+            else:
+                refused(c, what, url, ca)
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fota", help="path of the fota-posix program")
-    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert"])
+    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert", "verifier"])
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl"))
     args = ap.parse_args()
@@ -364,7 +471,7 @@ def main():
     if not need(args, nginx=False):
         return SKIP
     case = {"nginx": case_nginx, "openssl": case_openssl, "resume": case_resume,
-            "client-cert": case_client_cert}[args.case]
+            "client-cert": case_client_cert, "verifier": case_verifier}[args.case]
 
     def with_pki(c, workdir, www):
         return case(c, args, workdir, www, make_pki(args.openssl, os.path.join(workdir, "pki")))
