@@ -22,10 +22,10 @@ use p256::ecdsa::VerifyingKey;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::cert::{self, FOTA_TLS_MAX_CAS};
-use crate::x509;
 use crate::result::Error;
 use crate::session::{Clock, Received, Stream, System, TlsOptions, Transport};
 use crate::timer::{Idle, Timer};
+use crate::x509;
 
 /// Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
 /// plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which
@@ -293,7 +293,8 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         config = config.with_max_fragment_length(fragment);
     }
     let mut rng = HookRng { sys, failure: None };
-    let mut verifier = Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default(), host);
+    let mut verifier =
+        Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default(), host);
     let provider = Provider {
         rng: &mut rng,
         verifier: (!creds.insecure).then_some(&mut verifier),
@@ -411,8 +412,7 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
             return Err(TlsError::InvalidSignatureScheme);
         }
         let message = x509::certificate_verify_message(&hash);
-        x509::verify_with(&key, &message, verify.signature)
-            .map_err(|_| TlsError::InvalidSignature)
+        x509::verify_with(&key, &message, verify.signature).map_err(|_| TlsError::InvalidSignature)
     }
 }
 

@@ -14,7 +14,8 @@
 //! (basicConstraints cA, keyUsage keyCertSign when present) within their
 //! pathLenConstraint, the server certificate is not a CA and may sign
 //! (keyUsage digitalSignature, extendedKeyUsage serverAuth, when present), no
-//! unknown critical extension, the TBS signature algorithm is the outer one,
+//! unknown critical extension nor a second instance of a known one, the TBS
+//! signature algorithm is the outer one,
 //! and the CN is consulted only when no SAN dNSName exists. The core is
 //! checked for the whole chain before the policy, so a policy [`Reject`]
 //! means the core passed (the differential fuzz target relies on it).
@@ -52,6 +53,8 @@ pub enum Reject {
     Labels,
     /// Policy: the CN matches but SAN dNSNames exist and none does.
     CommonName,
+    /// Policy: one of the extensions read here appears twice.
+    Duplicate,
 }
 
 impl Reject {
@@ -86,8 +89,8 @@ const ECDSA_SHA256: &[u8] = &[
 ];
 /// Content of the SPKI AlgorithmIdentifier: id-ecPublicKey, prime256v1.
 const EC_P256: &[u8] = &[
-    0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07,
+    0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+    0x03, 0x01, 0x07,
 ];
 const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
@@ -138,9 +141,7 @@ impl<'a> Der<'a> {
         };
         let (content, tail) = rest.split_at_checked(len).ok_or(Reject::Malformed)?;
         let header = input.len() - rest.len();
-        let whole = input
-            .get(..header + len)
-            .ok_or(Reject::Malformed)?;
+        let whole = input.get(..header + len).ok_or(Reject::Malformed)?;
         self.0 = tail;
         Ok(Tlv {
             tag,
@@ -229,6 +230,8 @@ struct Extensions<'a> {
     alt_names: Option<&'a [u8]>,
     /// An extension marked critical that is not one of the four above.
     unknown_critical: bool,
+    /// One of the four appears twice (the first one counts).
+    duplicate: bool,
 }
 
 /// Reads one DER certificate (exactly one element, nothing after it).
@@ -306,9 +309,10 @@ fn unsigned(content: &[u8]) -> Result<u32, Reject> {
     if !minimal_integer(content) || content.first().is_some_and(|&b| b >= 0x80) {
         return Err(Reject::Malformed);
     }
-    Ok(content.iter().try_fold(0u32, |a, &b| {
-        a.checked_mul(256).map(|a| a | u32::from(b))
-    }).unwrap_or(u32::MAX))
+    Ok(content
+        .iter()
+        .try_fold(0u32, |a, &b| a.checked_mul(256).map(|a| a | u32::from(b)))
+        .unwrap_or(u32::MAX))
 }
 
 /// Checks a Name (SEQUENCE OF SET OF SEQUENCE { OID, value }); returns the
@@ -361,13 +365,11 @@ fn time(tlv: Tlv<'_>) -> Result<u64, Reject> {
         _ => return Err(Reject::Malformed),
     };
     let mut fields = [0u64; 7];
-    let mut n = 0;
-    for pair in digits.chunks(2) {
+    for (field, pair) in fields.iter_mut().zip(digits.chunks(2)) {
         let value = pair.iter().try_fold(0u64, |a, &b| {
             b.is_ascii_digit().then_some(a * 10 + u64::from(b - b'0'))
         });
-        *fields.get_mut(n).ok_or(Reject::Malformed)? = value.ok_or(Reject::Malformed)?;
-        n += 1;
+        *field = value.ok_or(Reject::Malformed)?;
     }
     let (year, rest) = if tlv.tag == UTC_TIME {
         let [yy, rest @ ..] = fields;
@@ -404,7 +406,7 @@ fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
 }
 
 /// Reads the extensions this verifier understands; remembers any other
-/// one marked critical. Each of the four may appear once.
+/// one marked critical, and a second instance of one of the four.
 fn extensions(list: &[u8]) -> Result<Extensions<'_>, Reject> {
     let mut ext = Extensions::default();
     let mut list = Der(list);
@@ -420,22 +422,24 @@ fn extensions(list: &[u8]) -> Result<Extensions<'_>, Reject> {
         let value = field.expect(OCTET_STRING)?;
         field.end()?;
         match id {
-            BASIC_CONSTRAINTS => once(&mut ext.basic, basic_constraints(value)?)?,
-            KEY_USAGE => once(&mut ext.key_usage, key_usage(value)?)?,
-            EXT_KEY_USAGE => once(&mut ext.server_auth, server_auth(value)?)?,
-            SUBJECT_ALT_NAME => once(&mut ext.alt_names, alt_names(value)?)?,
+            BASIC_CONSTRAINTS => ext.duplicate |= once(&mut ext.basic, basic_constraints(value)?),
+            KEY_USAGE => ext.duplicate |= once(&mut ext.key_usage, key_usage(value)?),
+            EXT_KEY_USAGE => ext.duplicate |= once(&mut ext.server_auth, server_auth(value)?),
+            SUBJECT_ALT_NAME => ext.duplicate |= once(&mut ext.alt_names, alt_names(value)?),
             _ => ext.unknown_critical |= critical,
         }
     }
     Ok(ext)
 }
 
-/// Stores the value of an extension that must not appear twice.
-fn once<T>(slot: &mut Option<T>, value: T) -> Result<(), Reject> {
-    if slot.replace(value).is_some() {
-        return Err(Reject::Malformed);
+/// Stores the value of an extension unless it was there before; returns
+/// whether it was (RFC 5280 4.2: at most one instance of each).
+fn once<T>(slot: &mut Option<T>, value: T) -> bool {
+    if slot.is_some() {
+        return true;
     }
-    Ok(())
+    *slot = Some(value);
+    false
 }
 
 fn basic_constraints(value: &[u8]) -> Result<(bool, Option<u32>), Reject> {
@@ -571,7 +575,10 @@ fn ecdsa_signature(der: &[u8]) -> Result<Signature, Reject> {
             [first, ..] if *first < 0x80 && minimal_integer(int) => int,
             _ => return Err(Reject::Signature),
         };
-        let at = half.len().checked_sub(digits.len()).ok_or(Reject::Signature)?;
+        let at = half
+            .len()
+            .checked_sub(digits.len())
+            .ok_or(Reject::Signature)?;
         half.get_mut(at..)
             .ok_or(Reject::Signature)?
             .copy_from_slice(digits);
@@ -585,7 +592,12 @@ fn ecdsa_signature(der: &[u8]) -> Result<Signature, Reject> {
 /// `host` at Unix time `now` (validity unchecked when `None`). A copy of
 /// the anchor at the end of the chain is skipped. Returns the server
 /// certificate's public key (SEC1 point, a slice of the chain).
-pub fn verify_chain<'c, I>(anchor: &[u8], chain: I, host: &str, now: Option<u64>) -> Result<&'c [u8], Reject>
+pub fn verify_chain<'c, I>(
+    anchor: &[u8],
+    chain: I,
+    host: &str,
+    now: Option<u64>,
+) -> Result<&'c [u8], Reject>
 where
     I: DoubleEndedIterator<Item = &'c [u8]> + ExactSizeIterator,
 {
@@ -623,6 +635,8 @@ where
             Some(Reject::PathLen)
         } else if cert.ext.unknown_critical {
             Some(Reject::Critical)
+        } else if cert.ext.duplicate {
+            Some(Reject::Duplicate)
         } else if !cert.algorithms_agree || !cert.key_labelled || !issuer.key_labelled {
             Some(Reject::Labels)
         } else {
@@ -643,7 +657,10 @@ where
     }
     let (ca, _) = server.ext.basic.unwrap_or((false, None));
     let usage = (ca && !pinned)
-        || server.ext.key_usage.is_some_and(|u| u & DIGITAL_SIGNATURE == 0)
+        || server
+            .ext
+            .key_usage
+            .is_some_and(|u| u & DIGITAL_SIGNATURE == 0)
         || server.ext.server_auth == Some(false);
     policy = policy.or(usage.then_some(Reject::Usage));
     policy = policy.or((!named).then_some(Reject::CommonName));
@@ -717,20 +734,44 @@ mod tests {
     #[test]
     fn the_test_chain_verifies_within_its_validity() {
         let (ca, server) = (der(CA_PEM), der(SERVER_PEM));
-        let key = verify_chain(&ca, [&server[..]].into_iter(), "localhost", Some(NOT_BEFORE));
+        let key = verify_chain(
+            &ca,
+            [&server[..]].into_iter(),
+            "localhost",
+            Some(NOT_BEFORE),
+        );
         assert_eq!(key.map(<[u8]>::len), Ok(65));
-        assert_eq!(verify(&ca, &[&server], "LocalHost", Some(NOT_AFTER)), Ok(()));
+        assert_eq!(
+            verify(&ca, &[&server], "LocalHost", Some(NOT_AFTER)),
+            Ok(())
+        );
         assert_eq!(verify(&ca, &[&server], "localhost", None), Ok(()));
-        assert_eq!(verify(&ca, &[&server, &ca], "localhost", None), Ok(()), "anchor sent along");
+        assert_eq!(
+            verify(&ca, &[&server, &ca], "localhost", None),
+            Ok(()),
+            "anchor sent along"
+        );
         for now in [NOT_BEFORE - 1, NOT_AFTER + 1, 0] {
-            assert_eq!(verify(&ca, &[&server], "localhost", Some(now)), Err(Reject::Validity));
+            assert_eq!(
+                verify(&ca, &[&server], "localhost", Some(now)),
+                Err(Reject::Validity)
+            );
         }
-        assert_eq!(verify(&ca, &[&server], "localhost.", None), Err(Reject::Name));
+        assert_eq!(
+            verify(&ca, &[&server], "localhost.", None),
+            Err(Reject::Name)
+        );
         assert_eq!(verify(&ca, &[&server], "other", None), Err(Reject::Name));
         let other = der(OTHER_CA_PEM);
-        assert_eq!(verify(&other, &[&server], "localhost", None), Err(Reject::Signature));
+        assert_eq!(
+            verify(&other, &[&server], "localhost", None),
+            Err(Reject::Signature)
+        );
         assert_eq!(verify(&ca, &[], "localhost", None), Err(Reject::Malformed));
-        assert_eq!(verify(&ca, &[&[]], "localhost", None), Err(Reject::Malformed));
+        assert_eq!(
+            verify(&ca, &[&[]], "localhost", None),
+            Err(Reject::Malformed)
+        );
     }
 
     #[test]
@@ -744,18 +785,37 @@ mod tests {
         }
         let mut long = server.clone();
         long.push(0);
-        assert_eq!(verify(&ca, &[&long], "localhost", None), Err(Reject::Malformed));
+        assert_eq!(
+            verify(&ca, &[&long], "localhost", None),
+            Err(Reject::Malformed)
+        );
     }
 
     #[test]
     fn der_lengths_are_strict() {
         let read = |b: &[u8]| Der(b).next().map(|t| t.content.len());
         assert_eq!(read(&[0x04, 0x01, 0xaa]), Ok(1));
-        assert_eq!(read(&[0x04, 0x81, 0x01, 0xaa]), Err(Reject::Malformed), "long form for 1");
+        assert_eq!(
+            read(&[0x04, 0x81, 0x01, 0xaa]),
+            Err(Reject::Malformed),
+            "long form for 1"
+        );
         assert_eq!(read(&[0x04, 0x80]), Err(Reject::Malformed), "indefinite");
-        assert_eq!(read(&[0x04, 0x82, 0x00, 0x80]), Err(Reject::Malformed), "leading zero");
-        assert_eq!(read(&[0x04, 0x84, 1, 0, 0, 0]), Err(Reject::Malformed), "4 length bytes");
-        assert_eq!(read(&[0x1f, 0x01, 0x00]), Err(Reject::Malformed), "multi-byte tag");
+        assert_eq!(
+            read(&[0x04, 0x82, 0x00, 0x80]),
+            Err(Reject::Malformed),
+            "leading zero"
+        );
+        assert_eq!(
+            read(&[0x04, 0x84, 1, 0, 0, 0]),
+            Err(Reject::Malformed),
+            "4 length bytes"
+        );
+        assert_eq!(
+            read(&[0x1f, 0x01, 0x00]),
+            Err(Reject::Malformed),
+            "multi-byte tag"
+        );
         assert_eq!(read(&[0x04, 0x02, 0xaa]), Err(Reject::Malformed), "short");
         let mut big = vec![0x04, 0x82, 0x01, 0x00];
         big.resize(4 + 256, 0);
@@ -804,7 +864,10 @@ mod tests {
             ("*.xn--bcher-kva.example", "a.xn--bcher-kva.example"),
         ];
         for (pattern, host) in yes {
-            assert!(name_matches(pattern.as_bytes(), host.as_bytes()), "{pattern} {host}");
+            assert!(
+                name_matches(pattern.as_bytes(), host.as_bytes()),
+                "{pattern} {host}"
+            );
         }
         let no = [
             ("example.com", "example.org"),
@@ -821,10 +884,16 @@ mod tests {
             ("example.com", "exämple.com"),
         ];
         for (pattern, host) in no {
-            assert!(!name_matches(pattern.as_bytes(), host.as_bytes()), "{pattern} {host}");
+            assert!(
+                !name_matches(pattern.as_bytes(), host.as_bytes()),
+                "{pattern} {host}"
+            );
         }
         let long = format!("{}.example.com", "a".repeat(240));
-        assert!(name_matches(long.as_bytes(), long.to_uppercase().as_bytes()));
+        assert!(name_matches(
+            long.as_bytes(),
+            long.to_uppercase().as_bytes()
+        ));
     }
 
     #[test]
@@ -842,7 +911,11 @@ mod tests {
         assert_eq!(one(&[0x80], &[2]), Err(Reject::Signature), "negative");
         assert_eq!(one(&[0], &[2]), Err(Reject::Signature), "zero");
         assert_eq!(one(&[1; 33], &[2]), Err(Reject::Signature), "too long");
-        assert_eq!(one(&[0xff; 32], &[2]), Err(Reject::Signature), "not below the order");
+        assert_eq!(
+            one(&[0xff; 32], &[2]),
+            Err(Reject::Signature),
+            "not below the order"
+        );
     }
 
     #[test]

@@ -56,6 +56,12 @@ fn url_inputs() {
     run_all("url", harness::check_url);
 }
 
+#[cfg(feature = "tls")]
+#[test]
+fn x509_inputs() {
+    run_all("x509", harness::x509::check_x509);
+}
+
 #[test]
 fn session_inputs() {
     run_all("session", |d| {

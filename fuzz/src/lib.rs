@@ -17,6 +17,10 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+// x509: the certificate verifier against rustpki (needs the tls feature).
+#[cfg(feature = "tls")]
+pub mod x509;
+
 use fota::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use fota::result::{self, Error};
 use fota::session::{
