@@ -411,8 +411,8 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
         if verify.signature_scheme != SignatureScheme::EcdsaSecp256r1Sha256 {
             return Err(TlsError::InvalidSignatureScheme);
         }
-        let message = x509::certificate_verify_message(&hash);
-        x509::verify_with(&key, &message, verify.signature).map_err(|_| TlsError::InvalidSignature)
+        x509::verify_certificate_verify(&key, &hash, verify.signature)
+            .map_err(|_| TlsError::InvalidSignature)
     }
 }
 

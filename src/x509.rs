@@ -20,8 +20,10 @@
 //! checked for the whole chain before the policy, so a policy [`Reject`]
 //! means the core passed (the differential fuzz target relies on it).
 
-use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::signature::digest::Digest;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::Sha256;
 
 /// Why a chain is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -558,10 +560,17 @@ pub fn verify_signature(key: &[u8], message: &[u8], signature: &[u8]) -> Result<
 }
 
 /// [`verify_signature`] with a key already read.
-pub fn verify_with(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
+fn verify_with(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), Reject> {
     let signature = ecdsa_signature(signature)?;
-    key.verify(message, &signature)
+    key.verify_prehash(&sha256(message), &signature)
         .map_err(|_| Reject::Signature)
+}
+
+/// SHA-256 of `message`, in a frame of its own: the hash state is gone
+/// before the point multiplications, the deepest part of a handshake.
+#[inline(never)]
+fn sha256(message: &[u8]) -> [u8; 32] {
+    Sha256::digest(message).into()
 }
 
 /// A DER Ecdsa-Sig-Value { r INTEGER, s INTEGER } as a P-256 signature.
@@ -591,9 +600,10 @@ fn ecdsa_signature(der: &[u8]) -> Result<Signature, Reject> {
 /// the next) up to `anchor`, the trusted CA that issued the last one, for
 /// `host` at Unix time `now` (validity unchecked when `None`). A copy of
 /// the anchor at the end of the chain is skipped. Returns the server
-/// certificate's public key (SEC1 point, a slice of the chain).
+/// certificate's public key (SEC1 point, a slice of the chain or, pinned,
+/// of the anchor).
 pub fn verify_chain<'c, I>(
-    anchor: &[u8],
+    anchor: &'c [u8],
     chain: I,
     host: &str,
     now: Option<u64>,
@@ -604,7 +614,9 @@ where
     let mut issuer = parse(anchor)?;
     let mut anchor_issues = true;
     let mut policy = None;
-    let mut server = None;
+    // Set at the server certificate (depth 0, the last one walked), which
+    // then is `issuer`: whether it is the anchor itself.
+    let mut server_pinned = None;
     for (depth, der) in chain.enumerate().rev() {
         // The anchor sent along on top of the chain: nothing to check. As
         // the server certificate itself, it is pinned (checked as issued by
@@ -645,12 +657,11 @@ where
         policy = policy.or(problem);
         anchor_issues = false;
         if depth == 0 {
-            server = Some((cert, pinned));
-            break;
+            server_pinned = Some(pinned);
         }
         issuer = cert;
     }
-    let (server, pinned) = server.ok_or(Reject::Malformed)?;
+    let (server, pinned) = (issuer, server_pinned.ok_or(Reject::Malformed)?);
     let (named, cn_named) = names_host(&server, host.as_bytes())?;
     if !named && !cn_named {
         return Err(Reject::Name);
@@ -670,16 +681,28 @@ where
     }
 }
 
-/// The message a TLS 1.3 server signs in CertificateVerify (RFC 8446 4.4.3)
-/// for a SHA-256 transcript hash.
-pub fn certificate_verify_message(transcript_hash: &[u8; 32]) -> [u8; 130] {
-    const CONTEXT: &[u8] = b"TLS 1.3, server CertificateVerify\x00";
-    let mut message = [0x20u8; 130];
-    let (_, tail) = message.split_at_mut(64);
-    let (context, hash) = tail.split_at_mut(CONTEXT.len());
-    context.copy_from_slice(CONTEXT);
-    hash.copy_from_slice(transcript_hash);
-    message
+/// Checks a TLS 1.3 server's CertificateVerify `signature` (DER ECDSA
+/// P-256/SHA-256) by `key` over a SHA-256 transcript hash (RFC 8446 4.4.3).
+pub fn verify_certificate_verify(
+    key: &VerifyingKey,
+    transcript_hash: &[u8; 32],
+    signature: &[u8],
+) -> Result<(), Reject> {
+    let signature = ecdsa_signature(signature)?;
+    key.verify_prehash(&certificate_verify_digest(transcript_hash), &signature)
+        .map_err(|_| Reject::Signature)
+}
+
+/// SHA-256 of the signed message: 64 spaces, the context string, the
+/// transcript hash.
+#[inline(never)]
+fn certificate_verify_digest(transcript_hash: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([0x20; 64])
+        .chain_update(b"TLS 1.3, server CertificateVerify\x00")
+        .chain_update(transcript_hash)
+        .finalize()
+        .into()
 }
 
 /// The issuer and subject names (whole DER TLVs) of a certificate, read

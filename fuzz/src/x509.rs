@@ -270,8 +270,7 @@ pub fn fota(
     };
     let key = VerifyingKey::from_sec1_bytes(key).unwrap();
     let hash: [u8; 32] = transcript.clone().finalize().into();
-    let message = x509::certificate_verify_message(&hash);
-    (Ok(()), x509::verify_with(&key, &message, verify).is_ok())
+    (Ok(()), x509::verify_certificate_verify(&key, &hash, verify).is_ok())
 }
 
 // ---- the fuzz check -------------------------------------------------------------
@@ -461,7 +460,9 @@ pub fn check_x509(data: &[u8]) {
     let mut transcript = Sha256::new();
     transcript.update([c.byte(); 16]);
     let hash: [u8; 32] = transcript.clone().finalize().into();
-    let message = x509::certificate_verify_message(&hash);
+    let mut message = vec![0x20u8; 64];
+    message.extend_from_slice(b"TLS 1.3, server CertificateVerify\x00");
+    message.extend_from_slice(&hash);
     let server_key = if pinned { &keys[0] } else { &keys[1] };
     let signer = if c.byte() & 1 != 0 {
         &keys[4]
