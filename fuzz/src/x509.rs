@@ -18,6 +18,7 @@
 //! accept, both give the same verdict on the CertificateVerify signature.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use embedded_tls::blocking::{
     Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, Sha256, TlsClock,
@@ -270,7 +271,10 @@ pub fn fota(
     };
     let key = VerifyingKey::from_sec1_bytes(key).unwrap();
     let hash: [u8; 32] = transcript.clone().finalize().into();
-    (Ok(()), x509::verify_certificate_verify(&key, &hash, verify).is_ok())
+    (
+        Ok(()),
+        x509::verify_certificate_verify(&key, &hash, verify).is_ok(),
+    )
 }
 
 // ---- the fuzz check -------------------------------------------------------------
@@ -353,14 +357,13 @@ fn extensions(c: &mut Choices<'_>, ca: bool, long: &str) -> (Vec<Vec<u8>>, bool)
             });
         }
         beyond |= count > 3 || names.iter().any(|n| n.len() > 64);
-        let mut general = dns_names(&names.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let mut general: Vec<u8> = names.iter().flat_map(|n| tlv(0x82, n)).collect();
         if c.byte() & 1 != 0 {
             // An iPAddress and a URI beside the dNSNames.
-            let mut inner = general[2..].to_vec();
-            inner.extend_from_slice(&tlv(0x87, &[127, 0, 0, 1]));
-            inner.extend_from_slice(&tlv(0x86, b"https://localhost/"));
-            general = tlv(0x30, &inner);
+            general.extend_from_slice(&tlv(0x87, &[127, 0, 0, 1]));
+            general.extend_from_slice(&tlv(0x86, b"https://localhost/"));
         }
+        let general = tlv(0x30, &general);
         list.push(extension("2.5.29.17", c.byte() & 1 != 0, &general));
     }
     if flags & 0x80 != 0 {
@@ -388,7 +391,8 @@ pub fn check_x509(data: &[u8]) {
     let send_anchor = shape & 0x04 != 0;
     let pinned = shape & 0x08 != 0;
 
-    let keys: Vec<SigningKey> = (1..=5).map(key).collect();
+    static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| (1..=5).map(key).collect());
     let anchor_name = name(&[("2.5.4.3", b"Anchor")]);
     let (anchor_ext, anchor_beyond) = extensions(&mut c, true, &long);
     let anchor = certificate(
