@@ -20,6 +20,14 @@
 #                     otherwise --no-default-features is passed).
 #   FOTA_CARGO        the cargo executable.
 #   FOTA_CARGO_FLAGS  extra arguments for cargo (e.g. --locked, --offline).
+#   FOTA_LIBC_MEM     ON (default for bare-metal targets, "*-none-*"): remove
+#                     compiler_builtins' memcpy/memmove/memset/memcmp/bcmp/
+#                     strlen/__aeabi_mem* from libfota.a, so that the
+#                     firmware's C library provides them (smaller, and shared
+#                     with the firmware; see cmake/fota-libc-mem.cmake). The
+#                     firmware must then link a libc (newlib, picolibc). OFF:
+#                     the archive is self-contained; with libfota.a before
+#                     libc on the link line its own copies are used.
 #
 # The archive is built with `cargo rustc --release --crate-type staticlib`:
 # the crate declares crate-type = ["rlib"] and LTO is silently off for
@@ -39,6 +47,13 @@ set(FOTA_FEATURES "" CACHE STRING
     "Cargo features of fota, ';' or ',' separated (empty: default features; none: no features)")
 set(FOTA_CARGO_FLAGS "" CACHE STRING
     "Extra cargo arguments for the fota build, ';' separated (e.g. --locked)")
+if(FOTA_RUST_TARGET MATCHES "-none-")
+  set(_fota_libc_mem_default ON)
+else()
+  set(_fota_libc_mem_default OFF)
+endif()
+option(FOTA_LIBC_MEM "Take memcpy & co. from the firmware's libc, not from libfota.a"
+       ${_fota_libc_mem_default})
 find_program(FOTA_CARGO cargo
     HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin"
     DOC "cargo, used to build libfota.a")
@@ -97,7 +112,7 @@ endforeach()
 # line changed). file(CONFIGURE) leaves it untouched when nothing changed.
 set(_fota_config_stamp "${FOTA_CARGO_TARGET_DIR}/cmake-config.txt")
 file(CONFIGURE OUTPUT "${_fota_config_stamp}"
-     CONTENT "target=${FOTA_RUST_TARGET}\nfeatures=${_fota_features}\nflags=${FOTA_CARGO_FLAGS}\n")
+     CONTENT "target=${FOTA_RUST_TARGET}\nfeatures=${_fota_features}\nflags=${FOTA_CARGO_FLAGS}\nlibc_mem=${FOTA_LIBC_MEM}\n")
 
 if(FOTA_RUST_TARGET)
   set(_fota_target_desc "${FOTA_RUST_TARGET}")
@@ -110,8 +125,21 @@ else()
   set(_fota_features_desc "default")
 endif()
 
+set(_fota_post_build "")
+if(FOTA_LIBC_MEM)
+  if(NOT CMAKE_READELF)
+    message(FATAL_ERROR "fota: FOTA_LIBC_MEM needs readelf (CMAKE_READELF)")
+  endif()
+  set(_fota_post_build COMMAND "${CMAKE_COMMAND}" "-DARCHIVE=${FOTA_LIBRARY}"
+      "-DAR=${CMAKE_AR}" "-DREADELF=${CMAKE_READELF}"
+      -P "${CMAKE_CURRENT_LIST_DIR}/fota-libc-mem.cmake")
+endif()
+
 add_custom_command(
   OUTPUT "${FOTA_LIBRARY}"
+  # A missing archive makes cargo link it again: the mem* members removed by
+  # an earlier FOTA_LIBC_MEM build come back when the option is turned off.
+  COMMAND "${CMAKE_COMMAND}" -E rm -f "${FOTA_LIBRARY}"
   COMMAND "${FOTA_CARGO}" rustc
           --manifest-path "${FOTA_SOURCE_DIR}/Cargo.toml"
           --target-dir "${FOTA_CARGO_TARGET_DIR}"
@@ -120,7 +148,8 @@ add_custom_command(
   # Cargo leaves the archive alone when it finds nothing to rebuild (e.g. only
   # Cargo.lock was touched); touch it so the build tool sees it up to date.
   COMMAND "${CMAKE_COMMAND}" -E touch_nocreate "${FOTA_LIBRARY}"
-  DEPENDS ${_fota_depends} "${_fota_config_stamp}"
+  ${_fota_post_build}
+  DEPENDS ${_fota_depends} "${_fota_config_stamp}" "${CMAKE_CURRENT_LIST_DIR}/fota-libc-mem.cmake"
   WORKING_DIRECTORY "${FOTA_SOURCE_DIR}"
   COMMENT "cargo: building ${_fota_archive_name} (target: ${_fota_target_desc}; features: ${_fota_features_desc})"
   USES_TERMINAL
@@ -138,8 +167,9 @@ add_library(fota::fota ALIAS fota)
 # staticlib -- --print native-static-libs` prints an empty list for this
 # #![no_std] crate, on the host and on thumbv7em-none-eabihf alike: the only
 # undefined symbols are memcpy/memset/memcmp/bcmp-style helpers, which libc
-# (host) or the archive's own compiler_builtins (Cortex-M) provide. Nothing to
-# add on either side; a C program linking fota::fota already links libc.
+# (host; on bare metal too with FOTA_LIBC_MEM) or the archive's own
+# compiler_builtins (Cortex-M without it) provide. Nothing to add on either
+# side; a C program linking fota::fota already links libc.
 set(FOTA_NATIVE_LIBS "")
 if(NOT CMAKE_CROSSCOMPILING AND FOTA_NATIVE_LIBS)
   set_property(TARGET fota APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${FOTA_NATIVE_LIBS})
@@ -155,3 +185,5 @@ unset(_fota_depends)
 unset(_fota_config_stamp)
 unset(_fota_target_desc)
 unset(_fota_features_desc)
+unset(_fota_post_build)
+unset(_fota_libc_mem_default)
