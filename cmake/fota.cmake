@@ -125,21 +125,24 @@ else()
   set(_fota_features_desc "default")
 endif()
 
+# With FOTA_LIBC_MEM the firmware links a copy without the mem* members;
+# cargo's own archive stays as cargo made it.
 set(_fota_post_build "")
+set(_fota_cargo_archive "${FOTA_LIBRARY}")
 if(FOTA_LIBC_MEM)
   if(NOT CMAKE_READELF)
     message(FATAL_ERROR "fota: FOTA_LIBC_MEM needs readelf (CMAKE_READELF)")
   endif()
-  set(_fota_post_build COMMAND "${CMAKE_COMMAND}" "-DARCHIVE=${FOTA_LIBRARY}"
-      "-DAR=${CMAKE_AR}" "-DREADELF=${CMAKE_READELF}"
-      -P "${CMAKE_CURRENT_LIST_DIR}/fota-libc-mem.cmake")
+  set(FOTA_LIBRARY "${FOTA_CARGO_TARGET_DIR}/libc-mem/${_fota_archive_name}")
+  set(_fota_post_build
+      COMMAND "${CMAKE_COMMAND}" -E copy "${_fota_cargo_archive}" "${FOTA_LIBRARY}"
+      COMMAND "${CMAKE_COMMAND}" "-DARCHIVE=${FOTA_LIBRARY}"
+              "-DAR=${CMAKE_AR}" "-DREADELF=${CMAKE_READELF}"
+              -P "${CMAKE_CURRENT_LIST_DIR}/fota-libc-mem.cmake")
 endif()
 
 add_custom_command(
   OUTPUT "${FOTA_LIBRARY}"
-  # A missing archive makes cargo link it again: the mem* members removed by
-  # an earlier FOTA_LIBC_MEM build come back when the option is turned off.
-  COMMAND "${CMAKE_COMMAND}" -E rm -f "${FOTA_LIBRARY}"
   COMMAND "${FOTA_CARGO}" rustc
           --manifest-path "${FOTA_SOURCE_DIR}/Cargo.toml"
           --target-dir "${FOTA_CARGO_TARGET_DIR}"
@@ -147,7 +150,7 @@ add_custom_command(
           ${_fota_target_args} ${_fota_feature_args} ${FOTA_CARGO_FLAGS}
   # Cargo leaves the archive alone when it finds nothing to rebuild (e.g. only
   # Cargo.lock was touched); touch it so the build tool sees it up to date.
-  COMMAND "${CMAKE_COMMAND}" -E touch_nocreate "${FOTA_LIBRARY}"
+  COMMAND "${CMAKE_COMMAND}" -E touch_nocreate "${_fota_cargo_archive}"
   ${_fota_post_build}
   DEPENDS ${_fota_depends} "${_fota_config_stamp}" "${CMAKE_CURRENT_LIST_DIR}/fota-libc-mem.cmake"
   WORKING_DIRECTORY "${FOTA_SOURCE_DIR}"
@@ -186,4 +189,5 @@ unset(_fota_config_stamp)
 unset(_fota_target_desc)
 unset(_fota_features_desc)
 unset(_fota_post_build)
+unset(_fota_cargo_archive)
 unset(_fota_libc_mem_default)
