@@ -7,9 +7,10 @@ ELF was linked from libfota.a alone, with --gc-sections and every fota_*
 entry point as a GC root, so each allocated byte in it is the library's
 share of a firmware that calls the whole API. Prints one line of key=value
 pairs: text, rodata (including unwind tables: .ARM.exidx, .eh_frame), data,
-bss, unwind, and builtins_text (the part of text from the compiler-builtins
-members of the archive: memcpy/memmove/memset/64-bit division; a firmware
-whose libc comes first on the link line may take them from there).
+bss, unwind, builtins_text (the part of text from the compiler-builtins
+members of the archive: memcpy/memmove/memset/64-bit division) and of it
+builtins_mem (memcpy/memmove/memset/memcmp/bcmp/strlen/__aeabi_mem*: what the
+firmware's libc provides instead with cmake's FOTA_LIBC_MEM).
 """
 import re
 import struct
@@ -34,9 +35,14 @@ def sections(path):
         yield raw[:raw.index(b"\0")].decode(), sh_type, flags, size
 
 
+# The C names and compiler_builtins::mem::* (the code behind them).
+MEM = re.compile(r"^\.text\.((memcpy|memmove|memset|memcmp|bcmp|strlen|__aeabi_mem(cpy|move|set|clr)[48]?)$"
+                 r"|_RNv.*17compiler_builtins3mem)")
+
+
 def main():
     elf, map_path = sys.argv[1], sys.argv[2]
-    out = dict(text=0, rodata=0, data=0, bss=0, unwind=0, builtins_text=0)
+    out = dict(text=0, rodata=0, data=0, bss=0, unwind=0, builtins_text=0, builtins_mem=0)
     for name, sh_type, flags, size in sections(elf):
         if not flags & SHF_ALLOC:
             continue
@@ -57,6 +63,8 @@ def main():
         m = pat.match(line)
         if m and m.group(2).startswith("compiler_builtins"):
             out["builtins_text"] += int(m.group(1), 16)
+            if MEM.match(m.group(3)):
+                out["builtins_mem"] += int(m.group(1), 16)
     print(" ".join(f"{k}={v}" for k, v in out.items()))
 
 
