@@ -803,9 +803,19 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     trap()
 }
 
-/// Ends execution with an undefined instruction: a fault the firmware sees.
+/// Ends execution in a way the firmware sees: an undefined instruction on
+/// bare metal (a HardFault on Arm), `abort()` where there is a C library.
 #[cfg(not(any(test, feature = "std")))]
 fn trap() -> ! {
+    #[cfg(not(target_os = "none"))]
+    {
+        extern "C" {
+            fn abort() -> !;
+        }
+        // SAFETY: the C library's abort() takes nothing and never returns.
+        unsafe { abort() }
+    }
+    #[cfg(target_os = "none")]
     loop {
         // SAFETY: the instruction only raises the CPU's undefined-instruction
         // exception; the loop covers a handler that returns.
@@ -817,7 +827,6 @@ fn trap() -> ! {
         unsafe {
             core::arch::asm!("unimp")
         };
-        // Other targets (hosts) build with std for their tests and programs.
         #[cfg(not(any(target_arch = "arm", target_arch = "riscv32", target_arch = "riscv64")))]
         core::hint::spin_loop();
     }
