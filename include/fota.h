@@ -26,9 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Most certificates accepted in one PEM bundle (`server_cert`).
-#define FOTA_TLS_MAX_CAS 4
-
 // Returned by the `recv` and `send` hooks when nothing moved within the
 // timeout (the value of `-EAGAIN` on Linux and newlib).
 #define FOTA_NET_WOULD_BLOCK -11
@@ -111,6 +108,9 @@
 
 // Pause between two `done()` polls while the flash reports busy.
 #define FOTA_DONE_POLL_MS 10
+
+// Most objects accepted in one PEM input (CA certificates in `server_cert`).
+#define FOTA_TLS_MAX_CAS 4
 
 // Image written, verified and committed: reboot to install it.
 #define FOTA_OK 0

@@ -20,6 +20,7 @@ pub mod http;
 mod image;
 mod line;
 pub mod options;
+pub mod pem;
 pub mod result;
 pub mod session;
 pub mod status;
