@@ -35,6 +35,7 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     flash->buffered = 0;
     flash->buf_at = 0;
     flash->buf = NULL;
+    flash->trace = false;
     if (path == NULL) {
         return 0;
     }
@@ -114,7 +115,9 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
 {
     posix_flash_t *flash = ctx;
     (void)storage;
-    (void)image_len;
+    if (flash->trace) {
+        fprintf(stderr, "flash: init (%lu bytes)\n", (unsigned long)image_len);
+    }
     if (flash->path == NULL) {
         return 0;
     }

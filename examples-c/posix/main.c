@@ -807,6 +807,7 @@ int main(int argc, char **argv)
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
     posix_flash_ops(&platform.flash, &flash, !args.no_readback);
+    flash.trace = verbose;
     platform.sys.ctx = &progress; /* the sleep hook shows retries */
     platform.sys.now_ms = sys_now_ms;
     platform.sys.sleep_ms = sys_sleep_ms;

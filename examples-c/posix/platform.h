@@ -32,6 +32,7 @@ typedef struct {
     uint8_t *buf;       /* bytes not yet written to OUT.part (POSIX_FLASH_BUF) */
     size_t buffered;    /* how many */
     uint32_t buf_at;    /* their offset in the image */
+    bool trace;         /* print "flash: init" on stderr (--verbose) */
 } posix_flash_t;
 
 /* Bytes gathered before one pwrite(): fota hands over one receive buffer
