@@ -68,6 +68,10 @@ def frame(kind, payload=b""):
     return bytes([SYNC]) + body + fletcher16(body)
 
 
+def i32(v):
+    return struct.pack("<i", v)
+
+
 def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
            retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000):
     """The HELLO answer: tag (1 byte), length (2, LE), value; strings end
@@ -182,24 +186,23 @@ class Bridge:
     # ---- the commands -------------------------------------------------------
 
     def _dispatch(self, kind, p):
-        status = lambda v: struct.pack("<i", v)
         if kind == "h":
             self._reply("H", self.cfg)
         elif kind == "o":
             timeout_ms, port = struct.unpack_from("<IH", p)
-            self._reply("O", status(self._open(p[6:].decode("utf-8", "replace"), port, timeout_ms)))
+            self._reply("O", i32(self._open(p[6:].decode("utf-8", "replace"), port, timeout_ms)))
         elif kind == "s":
             timeout_ms, = struct.unpack_from("<I", p)
-            self._reply("S", status(self._send(p[4:], timeout_ms)))
+            self._reply("S", i32(self._send(p[4:], timeout_ms)))
         elif kind == "r":
             timeout_ms, most = struct.unpack_from("<IH", p)
             st, data = self._recv(most, timeout_ms)
-            self._reply("R", status(st) + data)
+            self._reply("R", i32(st) + data)
         elif kind == "c":
             if self.tcp is not None:
                 self.tcp.close()
                 self.tcp = None
-            self._reply("C", status(0))
+            self._reply("C", i32(0))
         elif kind == "t":
             self._reply("T", struct.pack("<Q", int(time.time())))
         elif kind == "n":

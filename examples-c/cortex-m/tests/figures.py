@@ -134,10 +134,7 @@ def main():
         for n in (1, SMALL, LARGE):
             with open(os.path.join(www, "img-%d.bin" % n), "wb") as f:
                 f.write(os.urandom(n))
-
-        class C:  # what make_pki needs
-            workdir = work
-        pki = make_pki(C, args)
+        pki = make_pki(args.openssl, work)
         ca = open(pki.path("ca.pem"), "rb").read()
         tls_fw = os.path.join(args.tls_fw, "fota-fw.elf")
         plain_fw = os.path.join(args.no_tls_fw, "fota-fw.elf")

@@ -17,7 +17,8 @@ Cases:
           (TLS 1.3) and `openssl s_server -tls1_3 -WWW` with chain, host-name
           and validity checks (the time comes from the host through the
           bridge); refused with 11 and nothing programmed: a wrong CA, a
-          certificate for another name, an expired certificate
+          certificate for another name, an expired certificate (and, as
+          its control, one made the same way but valid now is accepted)
   faults  faultproxy.py between the firmware and nginx: drops and resets on
           the first connection, in the HTTP body, in the TLS handshake and in
           the HTTPS body; the download resumes (Range) byte-identically
@@ -35,6 +36,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -101,6 +103,10 @@ class Case:
             same = os.path.exists(dump) and open(dump, "rb").read() == image
             self.expect("  NOR image identical to %s (%d B)" % (name, len(image)), same)
         else:
+            why = [l.strip() for l in out.splitlines() if l.startswith("  fota: ")
+                   and not l.startswith("  fota: GET")]
+            if why:
+                print("     (%s)" % why[-1])
             self.expect("  nothing committed, no image dumped",
                         rep is not None and rep["commits"] == 0 and not os.path.exists(dump))
         if rep is not None and want == 0:
@@ -138,7 +144,7 @@ def case_https(c, args):
     if not (args.nginx and args.openssl):
         print("SKIP: nginx or openssl not found")
         return SKIP
-    pki = make_pki(c, args)
+    pki = make_pki(args.openssl, c.workdir)
     ca = open(pki.path("ca.pem"), "rb").read()
     with nginx_server(args.nginx, sub(c, "nginx"), c.www,
                       tls=Tls(pki.path("server.pem"), pki.path("server.key"))) as s:
@@ -153,6 +159,10 @@ def case_https(c, args):
                         pki.path("server.key")) as s:
         c.run("openssl s_server -tls1_3 -WWW (body ends with the close)",
               "https://localhost:%d/img-24001.bin" % s.port, name="img-24001.bin", ca=ca)
+    with openssl_server(args.openssl, c.workdir, c.www, pki.path("dated.pem"),
+                        pki.path("dated.key"), name="s_server-dated") as s:
+        c.run("s_server, control: made by `openssl ca` like the expired one, valid now",
+              "https://localhost:%d/img-1b.bin" % s.port, name="img-1b.bin", ca=ca)
     for cert, what in (("other-name", "certificate for DNS:other.example"),
                        ("expired", "certificate expired 2021-01-01")):
         with openssl_server(args.openssl, c.workdir, c.www, pki.path(cert + ".pem"),
@@ -188,7 +198,7 @@ def case_faults(c, args):
         # Written in 4 KiB steps (fota's receive buffer), page-aligned.
         through_proxy(s.port, "drop:9000", "http", 4096)
         through_proxy(s.port, "reset:15000", "http", 8192)
-    pki = make_pki(c, args)
+    pki = make_pki(args.openssl, c.workdir)
     with nginx_server(args.nginx, sub(c, "nginx-tls"), c.www,
                       tls=Tls(pki.path("server.pem"), pki.path("server.key"))) as s:
         ca = open(pki.path("ca.pem"), "rb").read()
@@ -200,14 +210,21 @@ def case_faults(c, args):
     return None
 
 
-def make_pki(c, args):
-    pki = Pki(args.openssl, os.path.join(c.workdir, "pki"))
+def make_pki(openssl, workdir):
+    """A CA, another CA, and certificates for localhost, another name and an
+    expired one, made by openssl in workdir/pki."""
+    pki = Pki(openssl, os.path.join(workdir, "pki"))
     pki.ca("ca", "/CN=fota test CA")
     pki.ca("other-ca", "/CN=fota other CA")
     pki.leaf("server", "ca", "/CN=localhost", "DNS:localhost")
     pki.leaf("other-name", "ca", "/CN=other.example", "DNS:other.example")
     pki.leaf("expired", "ca", "/CN=localhost", "DNS:localhost",
              start="20200101000000Z", end="20210101000000Z")
+    # Control: made like the expired one, but valid from yesterday.
+    now = time.time()
+    pki.leaf("dated", "ca", "/CN=localhost", "DNS:localhost",
+             start=time.strftime("%Y%m%d%H%M%SZ", time.gmtime(now - 86400)),
+             end=time.strftime("%Y%m%d%H%M%SZ", time.gmtime(now + 30 * 86400)))
     return pki
 
 
