@@ -8,7 +8,8 @@
 # Usage: scripts/firmware-figures.sh [--check]
 #   --check  also fail when a painted stack is more than 5% above the
 #            qemu-stack lines of scripts/size-budget.txt
-# Builds the firmware with and without TLS in target/firmware/{tls,no-tls}.
+# Builds the firmware with TLS, with tls-4k-records and without TLS in
+# target/firmware/{tls,tls-4k,no-tls}.
 # Needs arm-none-eabi-gcc, qemu-system-arm, nginx, openssl (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +20,13 @@ case "${1-}" in
     *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
 fw=examples-c/cortex-m
-for variant in tls no-tls; do
-    mkdir -p target/firmware
-    features=""
-    [ "$variant" = no-tls ] && features=none
-    if ! "$fw/build.sh" "target/firmware/$variant" "$features" >"target/firmware/$variant.log" 2>&1; then
-        cat "target/firmware/$variant.log" >&2
+mkdir -p target/firmware
+for build in tls: tls-4k:tls-4k-records no-tls:none; do
+    variant=${build%%:*}
+    log="target/firmware/$variant.log"
+    if ! "$fw/build.sh" "target/firmware/$variant" "${build#*:}" >"$log" 2>&1; then
+        cat "$log" >&2
         exit 1
     fi
 done
-python3 "$fw/tests/figures.py" --tls-fw target/firmware/tls --no-tls-fw target/firmware/no-tls "${check[@]}"
+python3 "$fw/tests/figures.py" --builds target/firmware "${check[@]}"

@@ -17,7 +17,10 @@
       http request of 1 byte. Resolution about +-3 ticks (120 instructions)
       per request.
 
-    figures.py --tls-fw DIR --no-tls-fw DIR [--nginx P] [--openssl P] [--check]
+    figures.py --builds DIR [--nginx P] [--openssl P] [--check]
+
+DIR/tls, DIR/tls-4k, DIR/no-tls: the firmware built with the default
+features, with tls-4k-records, and without TLS (scripts/firmware-figures.sh).
 
 --check: fail when a painted-stack figure is more than 5 % above the
 `qemu-stack` lines of scripts/size-budget.txt.
@@ -100,33 +103,41 @@ def request(fw, url, size, www, ca=None, name=None):
     return rep
 
 
+VARIANTS = (  # name, FOTA_FEATURES, requests
+    ("tls", "", ("http", "https")),
+    ("tls-4k", "tls-4k-records", ("https",)),
+    ("no-tls", "none", ("http",)),
+)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tls-fw", required=True, help="build dir of the TLS firmware")
-    ap.add_argument("--no-tls-fw", required=True, help="build dir of the no-TLS firmware")
+    ap.add_argument("--builds", required=True,
+                    help="directory with one firmware build per variant: %s"
+                    % ", ".join(v[0] for v in VARIANTS))
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl"))
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
 
     print("## sizes (linker maps, arm-none-eabi-gcc -Os, --gc-sections, LTO)\n")
-    print("| build | fota .text | .rodata | compiler-builtins .text | flash (all three) "
+    print("| build | fota .text | .rodata | compiler-builtins | flash (all three) "
           "| .data | .bss | static RAM | libc/libgcc for fota | whole firmware flash |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     static = {}
-    for variant, d in (("TLS", args.tls_fw), ("no TLS", args.no_tls_fw)):
-        mp = os.path.join(d, "fota-fw.map")
+    for variant, _, _ in VARIANTS:
+        mp = os.path.join(args.builds, variant, "fota-fw.map")
         s = map_sizes(mp)
         f, b = s["fota"], s["builtins"]
         flash = f["text"] + f["rodata"] + b["text"] + b["rodata"]
-        ram = f["data"] + f["bss"] + b["data"] + b["bss"]
-        static[variant] = ram
-        extra = libc_for_fota(mp)
+        static[variant] = f["data"] + f["bss"] + b["data"] + b["bss"]
         print("| %s | %d | %d | %d | **%d** | %d | %d | **%d** | %s | %d |"
-              % (variant, f["text"], f["rodata"], b["text"] + b["rodata"], flash, f["data"] + b["data"],
-                 f["bss"] + b["bss"], ram, ", ".join(extra) or "none",
+              % (variant, f["text"], f["rodata"], b["text"] + b["rodata"], flash,
+                 f["data"] + b["data"], f["bss"] + b["bss"], static[variant],
+                 ", ".join(libc_for_fota(mp)) or "none",
                  s["all"]["text"] + s["all"]["rodata"] + s["all"]["data"]))
 
+    reps = {}
     work = tempfile.mkdtemp(prefix="fota-figures-")
     try:
         www = os.path.join(work, "www")
@@ -136,23 +147,22 @@ def main():
                 f.write(os.urandom(n))
         pki = make_pki(args.openssl, work)
         ca = open(pki.path("ca.pem"), "rb").read()
-        tls_fw = os.path.join(args.tls_fw, "fota-fw.elf")
-        plain_fw = os.path.join(args.no_tls_fw, "fota-fw.elf")
         os.makedirs(os.path.join(work, "nginx"))
         os.makedirs(os.path.join(work, "nginx-tls"))
-        reps = {}
         with nginx_server(args.nginx, os.path.join(work, "nginx"), www) as h, \
                 nginx_server(args.nginx, os.path.join(work, "nginx-tls"), www,
                              tls=Tls(pki.path("server.pem"), pki.path("server.key"))) as t:
-            for fw_name, fw in (("TLS", tls_fw), ("no TLS", plain_fw)):
-                for n in (1, SMALL, LARGE):
-                    reps[(fw_name, "http", n)] = request(
-                        fw, "http://localhost:%d/img-%d.bin" % (h.port, n), n, www)
-            for n in (1, SMALL, LARGE):
-                reps[("TLS", "https", n)] = request(
-                    tls_fw, "https://localhost:%d/img-%d.bin" % (t.port, n), n, www, ca)
-            again = request(tls_fw, "https://localhost:%d/img-%d.bin" % (t.port, SMALL), SMALL,
-                            www, ca)
+            ports = {"http": h.port, "https": t.port}
+            for variant, _, schemes in VARIANTS:
+                fw = os.path.join(args.builds, variant, "fota-fw.elf")
+                for scheme in schemes:
+                    for n in (1, SMALL, LARGE):
+                        url = "%s://localhost:%d/img-%d.bin" % (scheme, ports[scheme], n)
+                        reps[(variant, scheme, n)] = request(
+                            fw, url, n, www, ca if scheme == "https" else None)
+            # Repeatability: the same https request again.
+            again = request(os.path.join(args.builds, "tls", "fota-fw.elf"),
+                            "https://localhost:%d/img-%d.bin" % (t.port, SMALL), SMALL, www, ca)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -163,45 +173,40 @@ def main():
           "through the bridge)\n")
     print("| build | request | body bytes | fota instructions | painted stack (B) |")
     print("|---|---|---:|---:|---:|")
-    for (fw_name, scheme, n), rep in sorted(reps.items()):
-        print("| %s | %s | %d | %d | %d |" % (fw_name, scheme, n, insns((fw_name, scheme, n)),
-                                              rep["stack"]))
-    print("| TLS | https (again) | %d | %d | %d |" % (SMALL, again["fota_ticks"] * INSNS_PER_TICK,
-                                                      again["stack"]))
+    for key, rep in reps.items():
+        print("| %s | %s | %d | %d | %d |" % (key + (insns(key), rep["stack"])))
+    print("| tls | https (again) | %d | %d | %d |"
+          % (SMALL, again["fota_ticks"] * INSNS_PER_TICK, again["stack"]))
 
-    span = LARGE - SMALL
     print("\n## derived\n")
-    print("| figure | value |")
-    print("|---|---:|")
+    print("| build | request | instructions per body byte | per handshake | peak stack "
+          "| RAM in all (static + stack) |")
+    print("|---|---|---:|---:|---:|---:|")
     stacks = {}
-    for fw_name in ("TLS", "no TLS"):
-        per = (insns((fw_name, "http", LARGE)) - insns((fw_name, "http", SMALL))) / span
-        print("| instructions per body byte, http, %s build | %.3f |" % (fw_name, per))
-    per = (insns(("TLS", "https", LARGE)) - insns(("TLS", "https", SMALL))) / span
-    print("| instructions per body byte, https (16 KiB records) | %.1f |" % per)
-    print("| instructions per handshake (https minus http, 1 B) | %d |"
-          % (insns(("TLS", "https", 1)) - insns(("TLS", "http", 1))))
-    stacks["http"] = max(r["stack"] for (fw, s, _), r in reps.items() if s == "http")
-    stacks["https"] = max(r["stack"] for (fw, s, _), r in reps.items() if s == "https")
-    stacks["http-no-tls"] = max(r["stack"] for (fw, s, _), r in reps.items()
-                                if s == "http" and fw == "no TLS")
-    print("| peak stack, http (TLS build / no-TLS build) | %d / %d B |"
-          % (max(r["stack"] for (fw, s, _), r in reps.items() if s == "http" and fw == "TLS"),
-             stacks["http-no-tls"]))
-    print("| peak stack, https | %d B |" % stacks["https"])
-    print("| RAM in all, https (static + peak stack) | %d B |" % (static["TLS"] + stacks["https"]))
-    print("| RAM in all, no TLS (static + peak stack) | %d B |"
-          % (static["no TLS"] + stacks["http-no-tls"]))
+    for variant, _, schemes in VARIANTS:
+        for scheme in schemes:
+            per = (insns((variant, scheme, LARGE)) - insns((variant, scheme, SMALL))) \
+                / (LARGE - SMALL)
+            hs = "-"
+            if scheme == "https" and (variant, "http", 1) in reps:
+                hs = "%d" % (insns((variant, "https", 1)) - insns((variant, "http", 1)))
+            elif scheme == "https":
+                hs = "%d (minus tls http)" % (insns((variant, "https", 1))
+                                              - insns(("tls", "http", 1)))
+            stack = max(reps[(variant, scheme, n)]["stack"] for n in (1, SMALL, LARGE))
+            stacks[(variant, scheme)] = stack
+            print("| %s | %s | %.3f | %s | %d | %d |"
+                  % (variant, scheme, per, hs, stack, static[variant] + stack))
 
     if args.check:
         limits = budget()
         bad = False
-        for k in ("http", "https"):
-            top = int(limits[k] * (1 + STACK_MARGIN))
-            ok = stacks[k] <= top
-            bad |= not ok
-            print("firmware-figures: %s painted stack %d B, budget %d B (+5%%: %d B): %s"
-                  % (k, stacks[k], limits[k], top, "ok" if ok else "FAIL"))
+        for scheme in ("http", "https"):
+            top = int(limits[scheme] * (1 + STACK_MARGIN))
+            got = stacks[("tls", scheme)]
+            bad |= got > top
+            print("firmware-figures: %s painted stack (tls build) %d B, budget %d B (+5%%: %d B): %s"
+                  % (scheme, got, limits[scheme], top, "ok" if got <= top else "FAIL"))
         if bad:
             print("firmware-figures: if intended, update scripts/size-budget.txt and BENCHMARKS.md")
             return 1
