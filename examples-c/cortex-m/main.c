@@ -13,7 +13,7 @@
  *
  * Exit code (SYS_EXIT_EXTENDED): 0 when every check passed, 1 when one
  * failed, 2 when the link to the bridge failed before the request, 101-106
- * on a fault. */
+ * on a fault, 107 from the fatal hook. */
 #include <string.h>
 
 #include "fota.h"
@@ -67,6 +67,19 @@ static void sys_log(void *ctx, int32_t level, const char *msg, size_t len) {
     hook_leave();
 }
 
+/* fota hit an internal bug: report it and end the run (a device would reset). */
+static void sys_fatal(void *ctx, const char *msg, size_t len) {
+    (void)ctx;
+    char line[160];
+    size_t n = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, msg, n);
+    line[n] = '\0';
+    sh_puts("FATAL: ");
+    sh_puts(line);
+    sh_puts("\n");
+    sh_exit(107);
+}
+
 /* ---- the request --------------------------------------------------------- */
 
 static int32_t callback_result = -1;
@@ -111,7 +124,7 @@ int main(void) {
         .net = link_net_ops,
         .flash = nor_flash_ops,
         .sys = {.ctx = NULL, .now_ms = sys_now_ms, .sleep_ms = sys_sleep_ms, .random = sys_random,
-                .unix_time = sys_unix_time, .log = sys_log},
+                .unix_time = sys_unix_time, .log = sys_log, .fatal = sys_fatal},
     };
     if (fota_init(&p) != FOTA_OK) {
         sh_puts("FAIL: fota_init\n");
