@@ -21,7 +21,8 @@ Cases:
           its control, one made the same way but valid now is accepted)
   faults  faultproxy.py between the firmware and nginx: drops and resets on
           the first connection, in the HTTP body, in the TLS handshake and in
-          the HTTPS body; the download resumes (Range) byte-identically
+          the HTTPS body, and a stall in the HTTP body (the idle timeout, 1 s,
+          ends it); the download resumes (Range) byte-identically
 
 Also checks the painted-stack figure of every successful request against
 the budget in scripts/size-budget.txt (qemu-stack http|https N: fails
@@ -81,7 +82,7 @@ class Case:
             if detail:
                 print("     " + detail.rstrip().replace("\n", "\n     "), flush=True)
 
-    def run(self, what, url, want=0, name=None, ca=None, retries=0):
+    def run(self, what, url, want=0, name=None, ca=None, retries=0, idle_ms=5000):
         """One request. `want`: the result code; with 0, `name` is the served
         file that must end up in the NOR flash, byte for byte."""
         self.seq += 1
@@ -90,7 +91,7 @@ class Case:
         if want == 0:
             with open(os.path.join(self.www, name), "rb") as f:
                 image = f.read()
-        cfg = config(url, ca, want, len(image), dump, retries)
+        cfg = config(url, ca, want, len(image), dump, retries, idle_timeout_ms=idle_ms)
         rc, out, rep, bridge = run_firmware(self.fw, cfg)
         detail = "url: %s\nexit: %s\nbridge errors: %s\nfirmware output:\n%s" % (
             url, rc, bridge.errors, out[-3000:])
@@ -179,7 +180,7 @@ def case_faults(c, args):
     name = "img-24001.bin"
     size = IMAGES[name]
 
-    def through_proxy(port, fault, scheme, resumed_from, ca=None):
+    def through_proxy(port, fault, scheme, resumed_from, ca=None, idle_ms=5000):
         """`fault` on the first connection; the second must ask for the rest
         from at least `resumed_from`: the proxy then forwards at most the
         bytes before the fault, the rest of the image and SLACK_B of
@@ -187,7 +188,7 @@ def case_faults(c, args):
         with FaultProxy(("127.0.0.1", port), fault, "first") as proxy:
             c.run("%s through the proxy, %s on the first connection" % (scheme, fault),
                   "%s://localhost:%d/%s" % (scheme, proxy.port, name), name=name, ca=ca,
-                  retries=3)
+                  retries=3, idle_ms=idle_ms)
         cut = int(fault.split(":")[1])
         most = cut + size - resumed_from + SLACK_B
         c.expect("  %d connections, %d B forwarded (<= %d: resumed from >= %d)"
@@ -198,6 +199,9 @@ def case_faults(c, args):
         # Written in 4 KiB steps (fota's receive buffer), page-aligned.
         through_proxy(s.port, "drop:9000", "http", 4096)
         through_proxy(s.port, "reset:15000", "http", 8192)
+        # The connection stays open and silent: the firmware's receive
+        # timeout (RECV answered "nothing in time") runs into the idle timeout.
+        through_proxy(s.port, "stall:13000", "http", 12288, idle_ms=1000)
     pki = make_pki(args.openssl, c.workdir)
     with nginx_server(args.nginx, sub(c, "nginx-tls"), c.www,
                       tls=Tls(pki.path("server.pem"), pki.path("server.key"))) as s:
