@@ -33,7 +33,6 @@ import shutil
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 from bridge import config, run_firmware  # noqa: E402
 from qemu import ROOT, STACK_MARGIN, budget, make_pki  # noqa: E402
