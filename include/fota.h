@@ -26,9 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Most certificates accepted in one PEM bundle (`server_cert`).
-#define FOTA_TLS_MAX_CAS 4
-
 // Returned by the `recv` and `send` hooks when nothing moved within the
 // timeout (the value of `-EAGAIN` on Linux and newlib).
 #define FOTA_NET_WOULD_BLOCK -11
@@ -44,6 +41,42 @@
 
 // Log level: status lines and other detail.
 #define FOTA_LOG_DEBUG 4
+
+// `fota_progress_t.verify_reason`: no check refused the image.
+#define FOTA_VERIFY_NONE 0
+
+// The image's length differs from `image_len`.
+#define FOTA_VERIFY_LENGTH 1
+
+// The image's SHA-256 differs from `image_sha256`.
+#define FOTA_VERIFY_SHA256 2
+
+// The image's SHA-256 differs from the server's `Repr-Digest`.
+#define FOTA_VERIFY_REPR_DIGEST 3
+
+// Not an MCUboot image, or its sizes do not fit the length or `max_len`.
+#define FOTA_VERIFY_HEADER 4
+
+// A malformed, truncated or missing MCUboot TLV area, or bytes after it.
+#define FOTA_VERIFY_TLV 5
+
+// The `SHA256` TLV differs from the hash of header, body and protected TLVs.
+#define FOTA_VERIFY_IMAGE_HASH 6
+
+// The `KEYHASH` TLV names another key than `image_key`.
+#define FOTA_VERIFY_KEY_HASH 7
+
+// No `ECDSA_SIG` TLV, or it does not verify with `image_key`.
+#define FOTA_VERIFY_SIGNATURE 8
+
+// The image is older than `version` and `allow_downgrade` is false.
+#define FOTA_VERIFY_DOWNGRADE 9
+
+// The image's security counter is missing or below `security_counter`.
+#define FOTA_VERIFY_SECURITY_COUNTER 10
+
+// The image read back through `flash.read` differs from what was written.
+#define FOTA_VERIFY_READBACK 11
 
 // `fota_progress_t.state`: no request running.
 #define FOTA_STATE_IDLE 0
@@ -72,6 +105,57 @@
 
 // Most response header lines parsed (more → `Error::Response`).
 #define MAX_HEADERS 32
+
+// Longest `ETag` / `Last-Modified` value kept for `If-Range` (a SHA-512 hex
+// ETag with quotes is 130 bytes). A longer one cannot prove a
+// continuation: the download then restarts from byte 0 after a drop.
+#define FOTA_VALIDATOR_MAX 256
+
+// `ih_magic` of an MCUboot image header.
+#define IMAGE_MAGIC 2532554813
+
+// Bytes of the header fields (the header itself may be padded to `hdr_size`).
+#define HEADER_LEN 32
+
+// Longest TLV value kept: a DER ECDSA P-256 signature is at most 72 bytes.
+#define VALUE_MAX 80
+
+// Bytes of the receive buffer. A response head must fit in it (a longer head
+// is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+#define FOTA_RX_BUF 4096
+
+// Largest write granularity the flash hooks may declare.
+#define FOTA_WRITE_GRANULARITY_MAX 4096
+
+// Default overall deadline of a request (libfota2's default).
+#define FOTA_DEFAULT_TIMEOUT_MS 300000
+
+// Default idle timeout: the longest wait for the next byte.
+#define FOTA_DEFAULT_IDLE_TIMEOUT_MS 30000
+
+// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
+#define FOTA_ABORT_SLICE_MS 250
+
+// Default of `max_retries`: reconnections after a failure that a new
+// connection may cure (connect failed, connection lost, idle timeout).
+#define FOTA_DEFAULT_MAX_RETRIES 5
+
+// Default of `retry_delay_ms`: the pause before the first retry; it doubles
+// for each further retry.
+#define FOTA_DEFAULT_RETRY_DELAY_MS 1000
+
+// Longest pause between two retries.
+#define FOTA_RETRY_DELAY_MAX_MS 30000
+
+// Pause after a receive or send hook said "nothing yet" sooner than its
+// timeout (a non-blocking socket): the task yields instead of spinning.
+#define FOTA_IDLE_POLL_MS 10
+
+// Pause between two `done()` polls while the flash reports busy.
+#define FOTA_DONE_POLL_MS 10
+
+// Most objects accepted in one PEM input (CA certificates in `server_cert`).
+#define FOTA_TLS_MAX_CAS 4
 
 // Image written, verified and committed: reboot to install it.
 #define FOTA_OK 0
@@ -120,36 +204,6 @@
 
 // The cloud platform refused; its code is in `fota_progress_t.platform_code`.
 #define FOTA_ERR_PLATFORM 15
-
-// Bytes of the receive buffer. A response head must fit in it (a longer head
-// is `FOTA_ERR_RESPONSE`); the request head is written into it too.
-#define FOTA_RX_BUF 4096
-
-// Largest write granularity the flash hooks may declare.
-#define FOTA_WRITE_GRANULARITY_MAX 4096
-
-// Default overall deadline of a request (libfota2's default).
-#define FOTA_DEFAULT_TIMEOUT_MS 300000
-
-// Default idle timeout: the longest wait for the next byte.
-#define FOTA_DEFAULT_IDLE_TIMEOUT_MS 30000
-
-// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
-#define FOTA_ABORT_SLICE_MS 250
-
-// Default of `max_retries`: reconnections after a failure that a new
-// connection may cure (connect failed, connection lost, idle timeout).
-#define FOTA_DEFAULT_MAX_RETRIES 5
-
-// Default of `retry_delay_ms`: the pause before the first retry; it doubles
-// for each further retry.
-#define FOTA_DEFAULT_RETRY_DELAY_MS 1000
-
-// Longest pause between two retries.
-#define FOTA_RETRY_DELAY_MAX_MS 30000
-
-// Pause between two `done()` polls while the flash reports busy.
-#define FOTA_DONE_POLL_MS 10
 
 // Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
 // plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which
@@ -232,6 +286,15 @@ typedef struct fota_flash_ops_t {
   int32_t (*end)(void *ctx, bool commit);
   // Write granularity in bytes: 0 for any, else a power of two up to 4096.
   uint32_t write_granularity;
+  // Optional (NULL: no read-back). Copies `len` bytes of the image at
+  // `offset` from flash into `buf`. When given, fota reads the whole image
+  // back after the last write and `done()`, before `end(true)`, and
+  // compares its SHA-256 with the bytes it wrote: a flash that
+  // mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
+  // instead of a bad image at boot. Costs one read of the image; the
+  // reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
+  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+  int32_t (*read)(void *ctx, uint32_t offset, uint8_t *buf, size_t len);
 } fota_flash_ops_t;
 
 // System hooks.
@@ -254,6 +317,14 @@ typedef struct fota_sys_ops_t {
   // Optional. One log line of `len` bytes (UTF-8, not NUL-terminated, no
   // line terminator) at `level` (`FOTA_LOG_ERROR`..`FOTA_LOG_DEBUG`).
   void (*log)(void *ctx, int32_t level, const char *msg, size_t len);
+  // Optional. Called if fota hits an internal bug (a Rust panic: none is
+  // known to be reachable; every input error is a result code), with a
+  // short reason of `len` bytes (not NUL-terminated). It should not
+  // return: log, then reset the device. If it is NULL or returns, fota
+  // executes a trap instruction (`udf` on Arm: a HardFault the firmware's
+  // fault handler sees; `unimp` on RISC-V) rather than hang the task with
+  // the request lock held. Called from the task that ran `fota_request()`.
+  void (*fatal)(void *ctx, const char *msg, size_t len);
 } fota_sys_ops_t;
 
 // Everything the library needs from the platform; copied by `fota_init()`.
@@ -333,13 +404,48 @@ typedef struct fota_opts_t {
   // failed, connection lost, idle timeout (default `FOTA_DEFAULT_MAX_RETRIES`;
   // 0: none). A lost image download continues with `Range: bytes=N-`.
   uint32_t max_retries;
-  // Pause before the first retry in milliseconds, doubled for each further
-  // retry up to `FOTA_RETRY_DELAY_MAX_MS` (0: `FOTA_DEFAULT_RETRY_DELAY_MS`).
+  // Ceiling of the pause before the first retry in milliseconds, doubled
+  // for each further retry up to `FOTA_RETRY_DELAY_MAX_MS` (0:
+  // `FOTA_DEFAULT_RETRY_DELAY_MS`). The pause itself is uniformly random
+  // between 0 and that ceiling (full jitter), so that a fleet that lost
+  // the same server does not retry in lockstep. A 429 or 503 with
+  // `Retry-After` (seconds, or an HTTP date when `unix_time` is given)
+  // waits that long instead, within the deadline and `max_retries`.
   uint32_t retry_delay_ms;
   // Redirects (301/302/303/307/308) followed; 0 (default): a 3xx means
-  // "no update", as in libfota.
+  // "no update", as in libfota. A redirect past this budget is
+  // `FOTA_ERR_RESPONSE`.
   uint8_t max_redirects;
+  // Follow a redirect from https to plain http (default false: such a
+  // redirect is `FOTA_ERR_TLS`, because the image would arrive without
+  // any authentication of the server).
+  bool allow_insecure_redirect;
   // Optional progress callback.
+  // MCUboot signing key: an ECDSA P-256 public key, PEM (`PUBLIC KEY`)
+  // or DER SubjectPublicKeyInfo (`imgtool getpub --encoding pem`), of
+  // `image_key_len` bytes. NULL: images need not be signed. With a key,
+  // the image must be an MCUboot image whose `SHA256` TLV matches header,
+  // body and protected TLVs, whose `KEYHASH` (if present) names this key
+  // and whose `ECDSA_SIG` verifies; its 32-byte header is checked before
+  // `flash.init` (magic, sizes against the length and `max_len`, version).
+  // A key that is not a P-256 public key is `FOTA_ERR_INVALID_ARG`.
+  const uint8_t *image_key;
+  // Bytes of `image_key`.
+  size_t image_key_len;
+  // NULL, or 32 bytes: the SHA-256 the whole image must have (from the
+  // caller's own manifest).
+  const uint8_t *image_sha256;
+  // The image's length in bytes, if known from the caller's manifest (0:
+  // unknown). A server that announces another length is refused before
+  // `flash.init`.
+  uint32_t image_len;
+  // With `image_key`: accept an image whose version is older than
+  // `version` (`x.y.z[+build]`; major, minor and revision are compared).
+  // Default false: an older image is refused before `flash.init`.
+  bool allow_downgrade;
+  // With `image_key`: the device's current security counter; the image's
+  // `SEC_CNT` TLV must be present and not lower. 0: not checked.
+  uint32_t security_counter;
   fota_progress_cb_t progress_cb;
   // Passed to `progress_cb`.
   void *progress_user;
@@ -362,6 +468,9 @@ typedef struct fota_progress_t {
   uint32_t http_status;
   // The platform's refusal code (`{"code":N}`), 0 if none.
   int32_t platform_code;
+  // After `FOTA_ERR_VERIFY`: which check refused the image
+  // (`FOTA_VERIFY_*`); `FOTA_VERIFY_NONE` otherwise.
+  uint32_t verify_reason;
 } fota_progress_t;
 
 #ifdef __cplusplus

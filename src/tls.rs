@@ -8,7 +8,6 @@
 //! certificates, TLS_AES_128_GCM_SHA256, secp256r1 key exchange.
 
 use core::cell::Cell;
-use core::marker::PhantomData;
 
 use embedded_io::{ErrorKind, ErrorType, Read, Write};
 use embedded_tls::blocking::{
@@ -21,9 +20,10 @@ use p256::ecdsa::signature::digest::Digest;
 use p256::ecdsa::VerifyingKey;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::cert::{self, FOTA_TLS_MAX_CAS};
+use crate::hooks::{Clock, Received, Stream, System, Transport};
+use crate::options::TlsOptions;
+use crate::pem::{self, FOTA_TLS_MAX_CAS};
 use crate::result::Error;
-use crate::session::{Clock, Received, Stream, System, TlsOptions, Transport};
 use crate::timer::{Idle, Timer};
 use crate::x509;
 
@@ -115,7 +115,7 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     };
     let mut rest: &'a mut [u8] = store;
     if !opts.server_cert.is_empty() {
-        let decoded = cert::decode(opts.server_cert, b"CERTIFICATE", rest)?;
+        let decoded = pem::decode(opts.server_cert, b"CERTIFICATE", rest)?;
         let (cas, tail) = rest.split_at_mut(decoded.used);
         rest = tail;
         let cas: &'a [u8] = cas;
@@ -132,12 +132,12 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     match (opts.client_cert.is_empty(), opts.client_key.is_empty()) {
         (true, true) => {}
         (false, false) => {
-            let decoded = cert::decode(opts.client_cert, b"CERTIFICATE", rest)?;
+            let decoded = pem::decode(opts.client_cert, b"CERTIFICATE", rest)?;
             let (certificate, tail) = rest.split_at_mut(decoded.used);
-            let decoded_key = cert::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
+            let decoded_key = pem::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
             let certificate: &'a [u8] = certificate;
             let key: &'a [u8] = tail;
-            let first = |d: &cert::Decoded, b: &'a [u8]| {
+            let first = |d: &pem::Decoded, b: &'a [u8]| {
                 d.objects
                     .first()
                     .and_then(|r| b.get(r.clone()))
@@ -293,8 +293,12 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         config = config.with_max_fragment_length(fragment);
     }
     let mut rng = HookRng { sys, failure: None };
-    let mut verifier =
-        Verifier::<C>::new(creds.cas.get(..creds.ca_count).unwrap_or_default(), host);
+    let mut verifier = Verifier {
+        cas: creds.cas.get(..creds.ca_count).unwrap_or_default(),
+        host,
+        now: timer.unix_time(),
+        server: None,
+    };
     let provider = Provider {
         rng: &mut rng,
         verifier: (!creds.insecure).then_some(&mut verifier),
@@ -360,28 +364,19 @@ impl<S: System> CryptoRng for HookRng<'_, S> {}
 /// certificate ([`x509::verify_chain`], on the certificate bytes as they
 /// arrived), then the server's CertificateVerify signature with the key of
 /// its certificate.
-struct Verifier<'a, C: Clock> {
+struct Verifier<'a> {
     cas: &'a [&'a [u8]],
     /// The name the URL gave, as long as it is (SNI says the same).
     host: &'a str,
+    /// The date of the validity check, read from the request's own clock
+    /// hook when the handshake starts (`None`: not checked).
+    now: Option<u64>,
     /// After the chain passed: the server's key and the transcript hash
     /// up to its Certificate message.
     server: Option<(VerifyingKey, [u8; 32])>,
-    clock: PhantomData<C>,
 }
 
-impl<'a, C: Clock> Verifier<'a, C> {
-    fn new(cas: &'a [&'a [u8]], host: &'a str) -> Self {
-        Verifier {
-            cas,
-            host,
-            server: None,
-            clock: PhantomData,
-        }
-    }
-}
-
-impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
+impl TlsVerifier<Aes128GcmSha256> for Verifier<'_> {
     fn set_hostname_verification(&mut self, hostname: &str) -> Result<(), TlsError> {
         // embedded-tls passes the SNI name, which is `host`.
         if hostname == self.host {
@@ -399,7 +394,7 @@ impl<C: Clock> TlsVerifier<Aes128GcmSha256> for Verifier<'_, C> {
         self.server = None;
         let last = chain.entries.last().map(der).unwrap_or_default();
         let ca = x509::issuer_of(self.cas, last).ok_or(TlsError::InvalidCertificate)?;
-        let key = x509::verify_chain(ca, chain.entries.iter().map(der), self.host, C::unix_time())
+        let key = x509::verify_chain(ca, chain.entries.iter().map(der), self.host, self.now)
             .map_err(|_| TlsError::InvalidCertificate)?;
         let key = VerifyingKey::from_sec1_bytes(key).map_err(|_| TlsError::InvalidCertificate)?;
         self.server = Some((key, transcript.clone().finalize().into()));
@@ -425,15 +420,15 @@ fn der<'c>(entry: &CertificateEntryRef<'c>) -> &'c [u8] {
     }
 }
 
-struct Provider<'a, 'r, 's, S: System, C: Clock> {
+struct Provider<'a, 'r, 's, S: System> {
     rng: &'r mut HookRng<'s, S>,
     /// `None` only for an explicitly insecure request. Borrowed, so that
     /// handing the provider to embedded-tls does not copy the verifier.
-    verifier: Option<&'r mut Verifier<'a, C>>,
+    verifier: Option<&'r mut Verifier<'a>>,
     client: Option<(&'a [u8], &'a [u8])>,
 }
 
-impl<S: System, C: Clock> CryptoProvider for Provider<'_, '_, '_, S, C> {
+impl<S: System> CryptoProvider for Provider<'_, '_, '_, S> {
     type CipherSuite = Aes128GcmSha256;
     type Signature = p256::ecdsa::DerSignature;
 

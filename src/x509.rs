@@ -732,7 +732,7 @@ pub fn issuer_of<'a>(cas: &[&'a [u8]], issued: &[u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert;
+    use crate::pem::tests::der;
 
     // A P-256 CA and a server certificate it issued for DNS:localhost, both
     // valid 2026-11-23 09:36:21 .. 2126-10-30 09:36:21 (openssl, test data).
@@ -741,13 +741,6 @@ mod tests {
     const OTHER_CA_PEM: &[u8] = include_bytes!("../tests/data/other-ca.pem");
     const NOT_BEFORE: u64 = 1_795_426_581;
     const NOT_AFTER: u64 = 4_949_026_581;
-
-    fn der(pem: &[u8]) -> Vec<u8> {
-        let mut out = vec![0; 4096];
-        let d = cert::decode(pem, b"CERTIFICATE", &mut out).unwrap();
-        out.truncate(d.used);
-        out
-    }
 
     #[track_caller]
     fn verify(anchor: &[u8], chain: &[&[u8]], host: &str, now: Option<u64>) -> Result<(), Reject> {

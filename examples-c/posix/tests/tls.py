@@ -37,7 +37,7 @@ Cases:
               here by openssl; fota-posix connects to 127.0.0.1 whatever the
               name (FOTA_POSIX_CONNECT_ADDR) and sends/verifies the URL's
               host. Accepted: a wildcard for one label, the 5th of five SANs,
-              a CN without any SAN, a 240-byte host name (SNI and SAN),
+              a CN without any SAN, a 242-byte host name (SNI and SAN),
               chains through an intermediate within pathlen. Refused (11): a
               wildcard for two labels, a CN matching beside non-matching
               SANs, an unknown critical extension, keyUsage without
@@ -60,7 +60,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from e2e import FOTA_TIMEOUT_MS, IMAGES, SKIP, run_case
 from faultproxy import FaultProxy
-from servers import Failed, Tls, nginx_server, openssl_server
+from servers import Failed, Tls, http_server, nginx_server, openssl_server
 
 OPENSSL_TIMEOUT_S = 30
 IMAGE = "img-1m.bin"
@@ -458,10 +458,34 @@ def case_verifier(c, args, workdir, www, pki):
     return None
 
 
+def case_downgrade(c, args, workdir, www, pki):
+    """An https server that redirects to plain http: refused (the image would
+    arrive unauthenticated) unless --allow-insecure-redirect."""
+    if not need(args, openssl=False):
+        return SKIP
+    p = pki.path
+    with http_server(subdir(workdir, "plain"), www) as plain:
+        to_http = "location = /to-http {{ return 302 http://127.0.0.1:{}/{}; }}".format(
+            plain.port, IMAGE)
+        tls = Tls(p("server.pem"), p("server.key"))
+        with nginx_server(args.nginx, subdir(workdir, "nginx"), www, tls=tls,
+                          extra=to_http) as s:
+            url = "https://localhost:%d/to-http" % s.port
+            ca = ["--ca", p("ca.pem"), "--max-redirects", "2"]
+            refused(c, "https redirect to http", url, ca)
+            out = c.out_path()
+            c.expect_result("the same with --allow-insecure-redirect",
+                            ["--timeout", FOTA_TIMEOUT_MS] + ca +
+                            ["--allow-insecure-redirect", "--out", out, url], 0, "FOTA_OK")
+            c.expect("  identical image", os.path.isfile(out) and
+                     filecmp.cmp(out, os.path.join(www, IMAGE), False))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fota", help="path of the fota-posix program")
-    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert", "verifier"])
+    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert", "downgrade",
+                                       "verifier"])
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl"))
     args = ap.parse_args()
@@ -471,7 +495,8 @@ def main():
     if not need(args, nginx=False):
         return SKIP
     case = {"nginx": case_nginx, "openssl": case_openssl, "resume": case_resume,
-            "client-cert": case_client_cert, "verifier": case_verifier}[args.case]
+            "client-cert": case_client_cert, "downgrade": case_downgrade,
+            "verifier": case_verifier}[args.case]
 
     def with_pki(c, workdir, www):
         return case(c, args, workdir, www, make_pki(args.openssl, os.path.join(workdir, "pki")))

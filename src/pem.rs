@@ -1,12 +1,12 @@
-//! Certificates and keys as the caller gives them (PEM or DER), turned into
-//! DER for the TLS layer. Pure functions over byte slices.
+//! PEM and DER inputs as the caller gives them (CA certificates, client
+//! keys, the image signing key), turned into DER; and the base64 both PEM and
+//! HTTP structured fields use. Pure functions over byte slices.
 
 use core::ops::Range;
 
 use crate::result::Error;
-use crate::x509::Der;
 
-/// Most certificates accepted in one PEM bundle (`server_cert`).
+/// Most objects accepted in one PEM input (CA certificates in `server_cert`).
 pub const FOTA_TLS_MAX_CAS: usize = 4;
 
 /// The DER objects decoded from one input, as ranges of the output buffer.
@@ -26,9 +26,8 @@ pub struct Decoded {
 pub fn decode(input: &[u8], label: &[u8], out: &mut [u8]) -> Result<Decoded, Error> {
     let mut decoded = Decoded::default();
     if input.first() == Some(&0x30) {
-        let mut der = Der(input);
-        let whole = der.next().map_err(|_| Error::InvalidArg)?.whole;
-        if !der.is_empty() {
+        let (whole, rest) = tlv(input).ok_or(Error::InvalidArg)?;
+        if !rest.is_empty() {
             return Err(Error::InvalidArg);
         }
         let slot = out.get_mut(..whole.len()).ok_or(Error::InvalidArg)?;
@@ -74,7 +73,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Decodes standard base64, skipping whitespace, into `out`; returns the
 /// bytes written.
-fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+pub(crate) fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     let mut acc: u32 = 0;
     let mut bits = 0;
     let mut n = 0;
@@ -107,15 +106,35 @@ fn base64_decode(text: &[u8], out: &mut [u8]) -> Result<usize, Error> {
     Ok(n)
 }
 
+/// Splits one DER TLV off the front of `input`: (the whole TLV, the rest).
+pub(crate) fn tlv(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first_len = *input.get(1)?;
+    let (header, len) = if first_len < 0x80 {
+        (2, usize::from(first_len))
+    } else {
+        let count = usize::from(first_len & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let len = input
+            .get(2..2 + count)?
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (2 + count, len)
+    };
+    input.split_at_checked(header.checked_add(len)?)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // A P-256 CA and a server certificate it issued (openssl, test data).
     const CA_PEM: &[u8] = include_bytes!("../tests/data/ca.pem");
     const OTHER_CA_PEM: &[u8] = include_bytes!("../tests/data/other-ca.pem");
 
-    fn der(pem: &[u8]) -> Vec<u8> {
+    /// The DER of the one certificate of a PEM input (also used by cert's tests).
+    pub(crate) fn der(pem: &[u8]) -> Vec<u8> {
         let mut out = vec![0; 4096];
         let d = decode(pem, b"CERTIFICATE", &mut out).unwrap();
         assert_eq!(d.count, 1);
