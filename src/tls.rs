@@ -2,8 +2,9 @@
 //! [`Stream`] the session reads and writes like plain TCP.
 //!
 //! The server's chain is verified against the caller's CA(s) by fota's own
-//! verifier ([`crate::x509`], on the certificate bytes, host name included);
-//! a provider without a verifier would verify nothing, so one without a CA is refused unless the
+//! verifier ([`crate::x509`], on the certificate bytes, host name included;
+//! embedded-tls is built without its rustpki verifier). A provider without a
+//! verifier would verify nothing, so one without a CA is refused unless the
 //! caller asked for an insecure connection explicitly. Supported: ECDSA P-256
 //! certificates, TLS_AES_128_GCM_SHA256, secp256r1 key exchange.
 
