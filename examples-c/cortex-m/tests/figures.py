@@ -3,9 +3,9 @@
 
   flash and static RAM: from the linker map of each firmware build, the input
       sections of libfota.a (fota and the compiler-builtins members it brings:
-      memcpy/memset/memmove/memcmp, 64-bit division), plus any libc/libgcc
-      member pulled in for libfota.a (none today: libfota.a comes first on
-      the link line and supplies all of them);
+      memcpy/memset/memmove/memcmp, 64-bit division), plus the libc/libgcc
+      members pulled in for libfota.a (cmake/fota.cmake's FOTA_LIBC_MEM,
+      on by default, leaves mem* to newlib);
   peak stack: the painted stack of fota_request() and its hooks (REPORT
       stack=), for an HTTP and an HTTPS request;
   instructions: under `qemu-system-arm -icount shift=0` one instruction is
@@ -62,6 +62,7 @@ def map_sizes(path):
     """{'fota': {...}, 'builtins': {...}, 'libc': {...}, 'firmware': {...}}:
     bytes per kind (text, rodata, data, bss) of the input sections kept."""
     out = {k: dict(text=0, rodata=0, data=0, bss=0) for k in ("fota", "builtins", "libc", "all")}
+    out["by_origin"] = {}
     lines = open(path).read().split("Linker script and memory map", 1)[1].splitlines()
     pending = None
     for line in lines:
@@ -80,6 +81,7 @@ def map_sizes(path):
         if k is None or size == 0 or (addr == 0 and k != "text"):
             continue
         out["all"][k] += size
+        out["by_origin"][origin] = out["by_origin"].get(origin, 0) + size
         if "libfota.a(" in origin:
             out["builtins" if "compiler_builtins" in origin else "fota"][k] += size
         elif HELPER_ARCHIVES.search(origin):
@@ -130,10 +132,12 @@ def main():
         f, b = s["fota"], s["builtins"]
         flash = f["text"] + f["rodata"] + b["text"] + b["rodata"]
         static[variant] = f["data"] + f["bss"] + b["data"] + b["bss"]
-        print("| %s | %d | %d | %d | **%d** | %d | %d | **%d** | %s | %d |"
+        helpers = libc_for_fota(mp)
+        helper_bytes = sum(s["by_origin"].get(m, 0) for m in helpers)
+        print("| %s | %d | %d | %d | **%d** | %d | %d | **%d** | %d B (%d members) | %d |"
               % (variant, f["text"], f["rodata"], b["text"] + b["rodata"], flash,
                  f["data"] + b["data"], f["bss"] + b["bss"], static[variant],
-                 ", ".join(libc_for_fota(mp)) or "none",
+                 helper_bytes, len(helpers),
                  s["all"]["text"] + s["all"]["rodata"] + s["all"]["data"]))
 
     reps = {}
