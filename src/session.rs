@@ -342,7 +342,11 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
     }
 
     /// The exchange inside a TLS connection (a new handshake every time).
+    /// Not inlined: its frame (the TLS connection state, embedded-tls's
+    /// handshake) stays off the plain-HTTP path and is not laid out
+    /// together with the caller's (BENCHMARKS.md, HTTPS: -1 KB of stack).
     #[cfg(feature = "tls")]
+    #[inline(never)]
     fn secure_exchange<T: Transport>(
         &mut self,
         net: &mut T,

@@ -18,7 +18,8 @@ use embedded_tls::blocking::{
 };
 use embedded_tls::SignatureScheme;
 use p256::ecdsa::signature::digest::Digest;
-use p256::ecdsa::VerifyingKey;
+use p256::ecdsa::signature::{self, Signer, SignerMut};
+use p256::ecdsa::{SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::hooks::{Clock, Received, Stream, System, Transport};
@@ -431,7 +432,7 @@ struct Provider<'a, 'r, 's, S: System> {
 
 impl<S: System> CryptoProvider for Provider<'_, '_, '_, S> {
     type CipherSuite = Aes128GcmSha256;
-    type Signature = p256::ecdsa::DerSignature;
+    type Signature = x509::DerSignature;
 
     fn rng(&mut self) -> impl embedded_tls::CryptoRngCore {
         &mut *self.rng
@@ -451,17 +452,26 @@ impl<S: System> CryptoProvider for Provider<'_, '_, '_, S> {
         TlsError,
     > {
         let (_, key) = self.client.ok_or(TlsError::InvalidPrivateKey)?;
-        let secret =
-            p256::SecretKey::from_sec1_der(key).map_err(|_| TlsError::InvalidPrivateKey)?;
-        Ok((
-            p256::ecdsa::SigningKey::from(&secret),
-            SignatureScheme::EcdsaSecp256r1Sha256,
-        ))
+        let scalar = x509::sec1_private_key(key).ok_or(TlsError::InvalidPrivateKey)?;
+        let key = SigningKey::from_slice(scalar).map_err(|_| TlsError::InvalidPrivateKey)?;
+        Ok((ClientSigner(key), SignatureScheme::EcdsaSecp256r1Sha256))
     }
 
     fn client_cert(&mut self) -> Option<Certificate<impl AsRef<[u8]>>> {
         self.client
             .map(|(certificate, _)| Certificate::X509(certificate))
+    }
+}
+
+/// Signs the client's CertificateVerify with its P-256 key, DER-encoded
+/// by [`x509::DerSignature`] (the `der` crate's encoder is not linked).
+struct ClientSigner(SigningKey);
+
+impl SignerMut<x509::DerSignature> for ClientSigner {
+    fn try_sign(&mut self, message: &[u8]) -> Result<x509::DerSignature, signature::Error> {
+        let signature: p256::ecdsa::Signature = self.0.try_sign(message)?;
+        let (r, s) = signature.split_bytes();
+        Ok(x509::DerSignature::new(&r.into(), &s.into()))
     }
 }
 

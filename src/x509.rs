@@ -94,6 +94,8 @@ const EC_P256: &[u8] = &[
     0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d,
     0x03, 0x01, 0x07,
 ];
+/// Content of the prime256v1 OID (1.2.840.10045.3.1.7).
+const PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
 const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
@@ -705,6 +707,69 @@ fn certificate_verify_digest(transcript_hash: &[u8; 32]) -> [u8; 32] {
         .into()
 }
 
+/// The private key (32 bytes) of a DER SEC1 `ECPrivateKey` (RFC 5915):
+/// version 1, and when the parameters are present, prime256v1.
+pub fn sec1_private_key(der: &[u8]) -> Option<&[u8]> {
+    let mut fields = Der(only(der, SEQUENCE).ok()?);
+    if fields.expect(INTEGER).ok()? != [1] {
+        return None;
+    }
+    let key = fields.expect(OCTET_STRING).ok()?;
+    if let Some(parameters) = fields.optional(0xa0).ok()? {
+        if only(parameters, OID).ok()? != PRIME256V1 {
+            return None;
+        }
+    }
+    fields.optional(0xa1).ok()?;
+    fields.end().ok()?;
+    (key.len() == 32).then_some(key)
+}
+
+/// A P-256 ECDSA signature as DER Ecdsa-Sig-Value, the form TLS sends.
+pub struct DerSignature {
+    bytes: [u8; 72],
+    len: usize,
+}
+
+impl DerSignature {
+    /// Encodes `r` and `s` (big-endian scalars) as two minimal INTEGERs.
+    pub fn new(r: &[u8; 32], s: &[u8; 32]) -> Self {
+        let mut out = DerSignature {
+            bytes: [0; 72],
+            len: 2,
+        };
+        for half in [r, s] {
+            // At most 32 digits, and a zero byte before a high bit: < 0x80.
+            let start = half.iter().position(|&b| b != 0).unwrap_or(31);
+            let digits = half.get(start..).unwrap_or_default();
+            let pad = digits.first().is_some_and(|&b| b >= 0x80);
+            out.push(&[INTEGER, (usize::from(pad) + digits.len()) as u8]);
+            if pad {
+                out.push(&[0]);
+            }
+            out.push(digits);
+        }
+        let content = (out.len - 2) as u8;
+        if let Some(header) = out.bytes.get_mut(..2) {
+            header.copy_from_slice(&[SEQUENCE, content]);
+        }
+        out
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        if let Some(slot) = self.bytes.get_mut(self.len..self.len + data.len()) {
+            slot.copy_from_slice(data);
+            self.len += data.len();
+        }
+    }
+}
+
+impl AsRef<[u8]> for DerSignature {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// The issuer and subject names (whole DER TLVs) of a certificate, read
 /// without checking anything else.
 pub fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -932,6 +997,39 @@ mod tests {
             Err(Reject::Signature),
             "not below the order"
         );
+    }
+
+    #[test]
+    fn der_signatures_round_trip() {
+        let mut r = [0u8; 32];
+        let mut s = [0x11u8; 32];
+        for (lead_r, lead_s) in [(0x7f, 0x80), (0x00, 0xff), (0x01, 0x00)] {
+            r[0] = lead_r;
+            r[5] = 0x42;
+            s[0] = lead_s;
+            let der = DerSignature::new(&r, &s);
+            let parsed = ecdsa_signature(der.as_ref()).unwrap();
+            let (pr, ps) = parsed.split_bytes();
+            assert_eq!((pr.as_slice(), ps.as_slice()), (&r[..], &s[..]));
+            let ours = p256::ecdsa::DerSignature::from(parsed);
+            assert_eq!(der.as_ref(), ours.as_bytes(), "same bytes as the der crate");
+        }
+    }
+
+    #[test]
+    fn sec1_keys_are_read() {
+        // An EC P-256 key made by `openssl ecparam -genkey -noout` (test data).
+        let pem = include_bytes!("../tests/data/client.key");
+        let mut key = vec![0; 256];
+        let decoded = crate::pem::decode(pem, b"EC PRIVATE KEY", &mut key).unwrap();
+        key.truncate(decoded.used);
+        let scalar = sec1_private_key(&key).unwrap();
+        let secret = p256::SecretKey::from_sec1_der(&key).unwrap();
+        assert_eq!(scalar, &secret.to_bytes()[..]);
+        assert_eq!(sec1_private_key(&key[..key.len() - 1]), None);
+        let mut v2 = key.clone();
+        v2[4] = 2;
+        assert_eq!(sec1_private_key(&v2), None);
     }
 
     #[test]
