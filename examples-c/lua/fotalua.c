@@ -194,7 +194,9 @@ static void take_param1(build_t *b, const char *name)
 }
 
 /* libfota2's headers table {Name = value, ...} as fota's "Name: value"
-   lines separated by CRLF. fota rejects CR/LF inside a line (4, fota 14). */
+   lines separated by CRLF. A CR, LF or NUL in a name or value would
+   smuggle in another header line: a Lua error. fota checks the rest
+   (e.g. an empty name: result 4, fota 14). */
 static const char *take_headers(build_t *b)
 {
     lua_State *L = b->L;
@@ -214,9 +216,15 @@ static const char *take_headers(build_t *b)
             || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
             luaL_error(L, "opts.headers: string keys and string values expected");
         }
+        size_t klen;
+        size_t vlen;
+        const char *k = lua_tolstring(L, -2, &klen);
+        const char *v = lua_tolstring(L, -1, &vlen); /* converts the value, never the key */
+        if (strcspn(k, "\r\n") != klen || strcspn(v, "\r\n") != vlen) {
+            luaL_error(L, "opts.headers: CR, LF or NUL in header %s", k);
+        }
         const char *lines = lua_tostring(L, tbl + 1);
-        lua_pushfstring(L, "%s%s%s: %s", lines, *lines != '\0' ? "\r\n" : "", lua_tostring(L, -2),
-                        lua_tostring(L, -1)); /* converts the value, never the key */
+        lua_pushfstring(L, "%s%s%s: %s", lines, *lines != '\0' ? "\r\n" : "", k, v);
         lua_replace(L, tbl + 1);
         lua_pop(L, 1);
     }
@@ -674,8 +682,9 @@ static int l_result_str(lua_State *L)
 }
 
 /* Finaliser of the state's sentinel (runs at lua_close, before the module's
-   code is unloaded): a request still running is aborted and waited for, so
-   the worker never runs after its code or its strings are gone. */
+   code is unloaded): a request still running is aborted and waited for, and
+   the worker task joined, so it never runs after its code or its strings
+   are gone. */
 static int l_gc(lua_State *L)
 {
     if (atomic_load(&req.state) != IDLE && req.owner == main_thread(L)) {
@@ -689,6 +698,7 @@ static int l_gc(lua_State *L)
             lua_pop(L, 1); /* the callback is not called: the state is closing */
         }
     }
+    fotalua_port_join();
     return 0;
 }
 

@@ -24,6 +24,13 @@ int fotalua_port_init(void);
    about 40 KB with TLS). Returns 0, or < 0 when no task could be made. */
 int fotalua_port_spawn(void (*fn)(void *arg), void *arg);
 
+/* Waits until the last task started by fotalua_port_spawn() has returned
+   (its result was delivered already): called before the next spawn and by
+   the finaliser, so that a closing Lua state never unloads the module's
+   code while a worker still runs its last instructions. Firmware with
+   built-in modules (never unloaded) may just return. */
+void fotalua_port_join(void);
+
 /* Called on the worker task when a result is ready: wake the Lua task
    (firmware: post a message whose handler calls fotalua_deliver(L)). */
 void fotalua_port_notify(void);

@@ -1,8 +1,9 @@
 /*
  * The host port of the Lua modules (fotalua_port.h): fota's hooks from
  * examples-c/posix (sockets with FOTA_HOSTS name mapping, file-backed flash,
- * clock), a detached pthread per request, and a condition variable that
- * poll(ms) waits on.
+ * clock), a pthread per request (joined before the next one starts and
+ * when the Lua state closes), and a condition variable that poll(ms)
+ * waits on.
  *
  * The image goes to the file FOTA_OUT (default update.bin), or to the path
  * given as libfota's storge_location / libfota2's opts.storage; written to
@@ -118,7 +119,9 @@ typedef struct {
     void *arg;
 } start_t;
 
-static start_t next_start; /* one worker at a time: fotalua.c starts one per request */
+static start_t next_start; /* read by the new thread only */
+static pthread_t worker_thread;
+static bool worker_joinable;
 
 static void *thread_main(void *p)
 {
@@ -127,21 +130,24 @@ static void *thread_main(void *p)
     return NULL;
 }
 
+void fotalua_port_join(void)
+{
+    if (worker_joinable) {
+        pthread_join(worker_thread, NULL);
+        worker_joinable = false;
+    }
+}
+
 int fotalua_port_spawn(void (*fn)(void *arg), void *arg)
 {
-    pthread_attr_t attr;
-    pthread_t thread;
+    fotalua_port_join(); /* the previous worker, which has finished */
     next_start.fn = fn;
     next_start.arg = arg;
-    if (pthread_attr_init(&attr) != 0) {
+    if (pthread_create(&worker_thread, NULL, thread_main, &next_start) != 0) {
         return -1;
     }
-    int err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (err == 0) {
-        err = pthread_create(&thread, &attr, thread_main, &next_start);
-    }
-    pthread_attr_destroy(&attr);
-    return err == 0 ? 0 : -1;
+    worker_joinable = true;
+    return 0;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
