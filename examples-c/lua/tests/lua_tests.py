@@ -4,7 +4,7 @@ platform simulator (platform.py), nginx and small scripted servers, all on
 127.0.0.1.
 
     lua_tests.py --lua LUA --modules DIR --case CASE [--nginx PATH]
-                 [--openssl PATH] [--asan LIBASAN]
+                 [--openssl PATH] [--asan LIBASAN] [--fota-posix PATH]
 
 DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
 
@@ -15,7 +15,8 @@ DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
   results   every libfota code 0-5 with the detailed fota code; headers
             table, body and method reach the server; libfota's positional
             arguments (storge_location path/address, len, param1, ota_port,
-            timeout) are honoured
+            timeout) are honoured; with --fota-posix, FOTA_HOSTS works for
+            fota-posix too
   platform  the platform codes 3, 25, 26, 27, 40, 43; the query sent; `###`;
             the opts table is left as it was
   args      wrong types, a nil callback, NUL bytes, huge strings: a Lua error
@@ -340,6 +341,14 @@ end)
             "libfota: len and param1 reach the flash init hook", r.err[-2000:])
     c.check("address=0x8000 max_len=150000" in r.err, "libfota: storge_location (an address) reaches it",
             r.err[-2000:])
+    if env.args.fota_posix:
+        out = env.path("posix.bin")
+        hosts = dict(os.environ, FOTA_HOSTS="xxxxxx.com=127.0.0.1:%d" % nport)
+        p = subprocess.run([env.args.fota_posix, "--out", out, "http://xxxxxx.com/xxx/upgrade"], env=hosts,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=RUN_TIMEOUT_S)
+        got = open(out, "rb").read() if os.path.exists(out) else None
+        c.check(p.returncode == 0 and got == own_img, "fota-posix: FOTA_HOSTS maps xxxxxx.com to nginx",
+                p.stdout.decode() + p.stderr.decode())
     req = ok_server.requests[-1] if ok_server.requests else b""
     c.check(req.startswith(b"POST /fw") and b"\r\nX-Device: abc\r\n" in req and b"\r\nX-Count: 7\r\n" in req
             and req.endswith(b"\r\n\r\nhello"), "libfota2: method, headers table and body sent", repr(req))
@@ -573,6 +582,7 @@ def main():
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl"))
     ap.add_argument("--asan")
+    ap.add_argument("--fota-posix", help="fota-posix, to check FOTA_HOSTS with it too (case results)")
     args = ap.parse_args()
     args.modules = os.path.abspath(args.modules)
     if not os.access(args.nginx, os.X_OK):
