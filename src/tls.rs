@@ -21,8 +21,9 @@ use embedded_tls::SignatureScheme;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::cert::{self, FOTA_TLS_MAX_CAS};
+use crate::hooks::{Clock, Received, Stream, System, Transport};
+use crate::options::TlsOptions;
 use crate::result::Error;
-use crate::session::{Clock, Received, Stream, System, TlsOptions, Transport};
 use crate::timer::{Idle, Timer};
 
 /// Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
@@ -301,6 +302,7 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         verifier: (!creds.insecure).then_some(&mut verifier),
         client: creds.client,
     };
+    *HANDSHAKE_TIME.lock() = timer.unix_time();
     io.boundary.set(false);
     io.failure.set(None);
     let socket = Socket {
@@ -357,12 +359,17 @@ impl<S: System> RngCore for HookRng<'_, S> {
 
 impl<S: System> CryptoRng for HookRng<'_, S> {}
 
-/// The clock of the certificate validity check: [`Clock::unix_time`].
+/// The date of the handshake under way, read from the request's own clock
+/// hook when it starts: embedded-tls asks for the time without a handle, and
+/// a global hook table could be changed by `fota_init()` meanwhile.
+static HANDSHAKE_TIME: spin::Mutex<Option<u64>> = spin::Mutex::new(None);
+
+/// The clock of the certificate validity check: [`HANDSHAKE_TIME`].
 struct ValidityClock<C>(PhantomData<C>);
 
 impl<C: Clock> TlsClock for ValidityClock<C> {
     fn now() -> Option<u64> {
-        C::unix_time()
+        *HANDSHAKE_TIME.lock()
     }
 }
 
