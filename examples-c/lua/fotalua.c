@@ -606,6 +606,8 @@ static int l_libfota2_request(lua_State *L)
     if (take_int(&b, "opts.tls_max_fragment", 0, UINT16_MAX, &v)) {
         o->tls_max_fragment = (uint16_t)v;
     }
+    field(&b, opts, "allow_insecure_redirect");
+    take_bool(&b, "opts.allow_insecure_redirect", &o->allow_insecure_redirect);
     field(&b, opts, "tls_insecure");
     take_bool(&b, "opts.tls_insecure", &o->tls_insecure);
     field(&b, opts, "show_url");
