@@ -335,45 +335,52 @@ end
 
 -- ---- libfota, libfota2 ------------------------------------------------------------
 
--- Loaded from LUA_CPATH like any C module; the event loop polls them and
--- every callback is printed as `cb: ...` before the script's function runs.
-local function preload(name)
-    package.preload[name] = function()
-        local path = package.searchpath(name, package.cpath)
-        if not path then
-            error("module '" .. name .. "' not found in LUA_CPATH (" .. package.cpath .. ")")
-        end
-        local m = assert(package.loadlib(path, "luaopen_" .. name))(name)
-        local known = false
-        for _, p in ipairs(sources) do
-            known = known or p == m.poll
-        end
-        if not known then
-            sources[#sources + 1] = m.poll
-        end
-        local wrapped = setmetatable({}, { __index = m })
-        function wrapped.request(cb, ...)
-            if type(cb) == "function" then
-                local user = cb
-                cb = function(...)
-                    print("cb: " .. fmt(...))
-                    return user(...)
-                end
-            end
-            -- An argument error names the script's line, not this wrapper's.
-            local ok, err = pcall(m.request, cb, ...)
-            if not ok then
-                if type(err) == "string" then
-                    err = err:gsub("^[^\n]-luatos%.lua:%d+: ", ""):gsub("to '%?'", "to 'request'")
-                end
-                error(err, 2)
+-- Every callback is printed as `cb: ...` before the script's function runs,
+-- and the event loop polls the modules. Built-in modules (registered by the
+-- interpreter, as a firmware does: examples-c/lua/builtin.c) are wrapped in
+-- place; otherwise they load from LUA_CPATH like any C module.
+local function wrap(m)
+    local known = false
+    for _, p in ipairs(sources) do
+        known = known or p == m.poll
+    end
+    if not known then
+        sources[#sources + 1] = m.poll
+    end
+    local wrapped = setmetatable({}, { __index = m })
+    function wrapped.request(cb, ...)
+        if type(cb) == "function" then
+            local user = cb
+            cb = function(...)
+                print("cb: " .. fmt(...))
+                return user(...)
             end
         end
-        return wrapped
+        -- An argument error names the script's line, not this wrapper's.
+        local ok, err = pcall(m.request, cb, ...)
+        if not ok then
+            if type(err) == "string" then
+                err = err:gsub("^[^\n]-luatos%.lua:%d+: ", ""):gsub("to '%?'", "to 'request'")
+            end
+            error(err, 2)
+        end
+    end
+    return wrapped
+end
+
+for _, name in ipairs({ "libfota", "libfota2" }) do
+    if package.loaded[name] then
+        package.loaded[name] = wrap(package.loaded[name])
+    else
+        package.preload[name] = function()
+            local path = package.searchpath(name, package.cpath)
+            if not path then
+                error("module '" .. name .. "' not found in LUA_CPATH (" .. package.cpath .. ")")
+            end
+            return wrap(assert(package.loadlib(path, "luaopen_" .. name))(name))
+        end
     end
 end
-preload("libfota")
-preload("libfota2")
 
 -- ---- the script ------------------------------------------------------------------
 
