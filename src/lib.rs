@@ -19,7 +19,9 @@ pub mod hooks;
 pub mod http;
 mod image;
 mod line;
+pub mod mcuboot;
 pub mod options;
+pub mod pem;
 pub mod result;
 pub mod session;
 pub mod status;
@@ -27,3 +29,4 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
+pub mod verify;

@@ -20,9 +20,10 @@ use embedded_tls::pki::CertVerifier;
 use embedded_tls::SignatureScheme;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::cert::{self, FOTA_TLS_MAX_CAS};
+use crate::cert;
 use crate::hooks::{Clock, Received, Stream, System, Transport};
 use crate::options::TlsOptions;
+use crate::pem::{self, FOTA_TLS_MAX_CAS};
 use crate::result::Error;
 use crate::timer::{Idle, Timer};
 
@@ -118,7 +119,7 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     };
     let mut rest: &'a mut [u8] = store;
     if !opts.server_cert.is_empty() {
-        let decoded = cert::decode(opts.server_cert, b"CERTIFICATE", rest)?;
+        let decoded = pem::decode(opts.server_cert, b"CERTIFICATE", rest)?;
         let (cas, tail) = rest.split_at_mut(decoded.used);
         rest = tail;
         let cas: &'a [u8] = cas;
@@ -135,12 +136,12 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     match (opts.client_cert.is_empty(), opts.client_key.is_empty()) {
         (true, true) => {}
         (false, false) => {
-            let decoded = cert::decode(opts.client_cert, b"CERTIFICATE", rest)?;
+            let decoded = pem::decode(opts.client_cert, b"CERTIFICATE", rest)?;
             let (certificate, tail) = rest.split_at_mut(decoded.used);
-            let decoded_key = cert::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
+            let decoded_key = pem::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
             let certificate: &'a [u8] = certificate;
             let key: &'a [u8] = tail;
-            let first = |d: &cert::Decoded, b: &'a [u8]| {
+            let first = |d: &pem::Decoded, b: &'a [u8]| {
                 d.objects
                     .first()
                     .and_then(|r| b.get(r.clone()))

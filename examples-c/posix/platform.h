@@ -39,6 +39,7 @@ typedef struct {
     uint8_t *buf;       /* bytes not yet written to OUT.part (POSIX_FLASH_BUF) */
     size_t buffered;    /* how many */
     uint32_t buf_at;    /* their offset in the image */
+    bool trace;         /* print "flash: init" on stderr (--verbose) */
 } posix_flash_t;
 
 /* Bytes gathered before one pwrite(): fota hands over one receive buffer
@@ -50,8 +51,9 @@ typedef struct {
 int posix_flash_setup(posix_flash_t *flash, const char *path);
 /* Frees what posix_flash_setup() allocated; closes a descriptor left open. */
 void posix_flash_cleanup(posix_flash_t *flash);
-/* Fills the hook table with `flash` as ctx. */
-void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash);
+/* Fills the hook table with `flash` as ctx; `read_back`: give the read hook,
+   so that fota reads the image back before it commits it. */
+void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back);
 
 /* ---- sys.c ------------------------------------------------------------ */
 
