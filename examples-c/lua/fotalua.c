@@ -26,8 +26,9 @@
  *                  for one when none is ready. Returns delivered, pending.
  *   abort()        fota_abort(): the running request ends with code 12 (4).
  *   progress()     a table: state, bytes_written, total, retries,
- *                  http_status, platform_code (fota_get_progress) and
- *                  pending (results not yet delivered, the running one too).
+ *                  http_status, platform_code, verify_reason
+ *                  (fota_get_progress) and pending (results not yet
+ *                  delivered, the running one too).
  *   result_str(n)  fota_result_str(n), e.g. "FOTA_ERR_BUSY".
  */
 #include <stdatomic.h>
@@ -230,6 +231,31 @@ static const char *take_headers(build_t *b)
     }
     lua_remove(L, tbl);
     return anchor_top(b, "opts.headers", true, NULL);
+}
+
+/* opts.image_sha256: 32 bytes, or 64 hex digits (decoded and anchored). */
+static const uint8_t *take_sha256(build_t *b)
+{
+    size_t n = 0;
+    const char *s = take_str(b, "opts.image_sha256", false, &n);
+    if (s == NULL || n == 32) {
+        return (const uint8_t *)s;
+    }
+    uint8_t raw[32];
+    for (size_t i = 0; n == 64 && i < 64; i++) {
+        const char *hex = "0123456789abcdef0123456789ABCDEF";
+        const char *d = s[i] != '\0' ? strchr(hex, s[i]) : NULL;
+        if (d == NULL) {
+            n = 0;
+            break;
+        }
+        raw[i / 2] = (uint8_t)((i % 2 == 0 ? 0 : raw[i / 2] << 4) | ((d - hex) & 15));
+    }
+    if (n != 64) {
+        luaL_error(b->L, "opts.image_sha256: 32 bytes or 64 hex digits expected");
+    }
+    lua_pushlstring(b->L, (const char *)raw, sizeof raw);
+    return (const uint8_t *)anchor_top(b, "opts.image_sha256", false, NULL);
 }
 
 /* ---- the platform parameters, composed as libfota/libfota2 do -------------- */
@@ -612,6 +638,17 @@ static int l_libfota2_request(lua_State *L)
     take_bool(&b, "opts.tls_insecure", &o->tls_insecure);
     field(&b, opts, "show_url");
     take_bool(&b, "opts.show_url", &o->show_url);
+    /* Verified images: an MCUboot signature, the caller's SHA-256 and length. */
+    field(&b, opts, "image_key");
+    o->image_key = (const uint8_t *)take_str(&b, "opts.image_key", false, &o->image_key_len);
+    field(&b, opts, "image_sha256");
+    o->image_sha256 = take_sha256(&b);
+    field(&b, opts, "image_len");
+    take_u32(&b, "opts.image_len", &o->image_len);
+    field(&b, opts, "allow_downgrade");
+    take_bool(&b, "opts.allow_downgrade", &o->allow_downgrade);
+    field(&b, opts, "security_counter");
+    take_u32(&b, "opts.security_counter", &o->security_counter);
 
     /* The platform parameters, unless the URL is verbatim (###). Unlike
        libfota2, the opts table is read only (its URL never grows), and with a
@@ -658,7 +695,7 @@ static int l_progress(lua_State *L)
 {
     fota_progress_t p;
     fota_get_progress(&p);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushinteger(L, p.state);
     lua_setfield(L, -2, "state");
     lua_pushinteger(L, p.bytes_written);
@@ -671,6 +708,8 @@ static int l_progress(lua_State *L)
     lua_setfield(L, -2, "http_status");
     lua_pushinteger(L, p.platform_code);
     lua_setfield(L, -2, "platform_code");
+    lua_pushinteger(L, p.verify_reason);
+    lua_setfield(L, -2, "verify_reason");
     lua_pushinteger(L, pending(L));
     lua_setfield(L, -2, "pending");
     return 1;

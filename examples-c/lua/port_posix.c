@@ -7,7 +7,7 @@
  *
  * The image goes to the file FOTA_OUT (default update.bin), or to the path
  * given as libfota's storge_location / libfota2's opts.storage; written to
- * FILE.part and renamed when fota commits it (flash.c). fota's log lines and
+ * FILE.part, read back by fota, and renamed when fota commits it (flash.c). fota's log lines and
  * what the flash init hook receives go to stderr as `fota <level>: ...`.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -25,7 +25,7 @@
 /* ---- flash: flash.c's file, opened per image ------------------------------- */
 
 static posix_flash_t flash;
-static fota_flash_ops_t file_ops; /* flash.c's hooks, ctx = &flash */
+static fota_flash_ops_t file_ops; /* flash.c's hooks for the current file, ctx = &flash */
 
 static void log_line(void *ctx, int32_t level, const char *msg, size_t len);
 
@@ -47,6 +47,7 @@ static int32_t lua_flash_init(void *ctx, const fota_storage_t *storage, uint32_t
     if (posix_flash_setup(&flash, path) != 0) {
         return -1;
     }
+    posix_flash_ops(&file_ops, &flash, true); /* with the read hook: fota reads the image back */
     int32_t r = file_ops.init(&flash, storage, image_len);
     if (r < 0) {
         posix_flash_cleanup(&flash);
@@ -64,6 +65,12 @@ static int32_t lua_flash_done(void *ctx)
 {
     (void)ctx;
     return file_ops.done(&flash);
+}
+
+static int32_t lua_flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    return file_ops.read != NULL ? file_ops.read(&flash, offset, buf, len) : -1;
 }
 
 static int32_t lua_flash_end(void *ctx, bool commit)
@@ -99,13 +106,11 @@ int fotalua_port_init(void)
     fota_platform_t platform;
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
-    posix_flash_ops(&file_ops, &flash);
-    platform.flash = file_ops;
-    platform.flash.ctx = NULL;
-    platform.flash.init = lua_flash_init;
+    platform.flash.init = lua_flash_init; /* write_granularity 0: a file takes any size */
     platform.flash.write = lua_flash_write;
     platform.flash.done = lua_flash_done;
     platform.flash.end = lua_flash_end;
+    platform.flash.read = lua_flash_read;
     platform.sys.now_ms = posix_sys_now_ms;
     platform.sys.sleep_ms = posix_sys_sleep_ms;
     platform.sys.random = posix_sys_random;

@@ -24,6 +24,8 @@ DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
   busy      a request while one runs gets 4/13 (across both modules);
             progress(); abort()
   tls       https with server_cert (libfota2 and libfota), and without it
+  verify    libfota2's verification keys (image_sha256, image_len, image_key,
+            allow_downgrade, security_counter) with images signed by imgtool
   leak      20 timer-driven requests in a row: Lua memory and the C state
             back where they started
   all       every case (the ASan run)
@@ -31,11 +33,13 @@ DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
 --asan LIBASAN preloads AddressSanitizer into the interpreter (the modules
 in DIR must be built with -fsanitize=address); any report fails the run.
 
-Exit status: 0 passed, 1 failed, 77 skipped (nginx missing).
+Exit status: 0 passed, 1 failed, 77 skipped (nginx missing; openssl for
+tls, imgtool for verify).
 Python 3 standard library only (plus nginx and openssl).
 """
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -432,6 +436,9 @@ try("show_url string", libfota2.request, cb, {show_url = "yes"})
 try("storage table", libfota2.request, cb, {storage = {}})
 try("param1 number", libfota2.request, cb, {param1 = 1})
 try("body number", libfota2.request, cb, {body = 5})
+try("image_sha256 short", libfota2.request, cb, {image_sha256 = "abc"})
+try("image_sha256 not hex", libfota2.request, cb, {image_sha256 = string.rep("g", 64)})
+try("allow_downgrade string", libfota2.request, cb, {allow_downgrade = "yes"})
 try("v1 url number", libfota.request, cb, 5)
 try("v1 storage table", libfota.request, cb, "http://x/", {})
 try("v1 len string", libfota.request, cb, "http://x/", nil, "x")
@@ -459,8 +466,8 @@ rtos.reboot()
     tries = dict((l.split("\t")[1], l.split("\t")[2:]) for l in r.out.splitlines() if l.startswith("try\t"))
     ok_names = {"result_str"}
     bad = [k for k, v in tries.items() if (v[0] == "ok") != (k in ok_names)]
-    c.check(r.rc == 0 and len(tries) == 29 and not bad,
-            "29 wrong calls: a Lua error each (result_str of any integer is fine), no crash",
+    c.check(r.rc == 0 and len(tries) == 32 and not bad,
+            "32 wrong calls: a Lua error each (result_str of any integer is fine), no crash",
             "bad: %s\n%s" % (bad, r.describe()))
     for k in ("nil cb 2", "url number", "timeout negative", "headers array", "header injection", "url NUL",
               "v1 port 70000"):
@@ -531,6 +538,73 @@ end)
            ["1 11 0", "0 0 0", "0 0 0"], img)
 
 
+def case_verify(c, env):
+    from verify import imgtool_command  # noqa: E402 (imgtool on PATH or as a module)
+    tool = imgtool_command()
+    if not tool:
+        print("SKIP: imgtool not found")
+        return SKIP
+    d = env.path("keys")
+    os.makedirs(d)
+
+    def imgtool(*argv, **kw):
+        return subprocess.run(tool + list(argv), check=True, capture_output=True, timeout=60, **kw).stdout
+
+    key = os.path.join(d, "key.pem")
+    imgtool("keygen", "-k", key, "-t", "ecdsa-p256")
+    pub = os.path.join(d, "pub.pem")
+    with open(pub, "wb") as f:
+        f.write(imgtool("getpub", "-k", key, "-e", "pem"))
+    images = {}
+    for name, version, extra in (("signed.bin", "1.2.3", []), ("counted.bin", "1.2.3", ["--security-counter", "7"])):
+        raw = os.path.join(d, name + ".raw")
+        with open(raw, "wb") as f:
+            f.write(os.urandom(30000))
+        out = env.path("www/" + name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        imgtool("sign", "--key", key, "--header-size", "0x200", "--pad-header", "--align", "4", "--version",
+                version, "--slot-size", "0x100000", *extra, raw, out)
+        images[name] = open(out, "rb").read()
+    bad = bytearray(images["signed.bin"])
+    bad[0x200 + 100] ^= 1
+    with open(env.path("www/tampered.bin"), "wb") as f:
+        f.write(bad)
+    nport = env.nginx()
+    env.hosts = {}
+    base = "http://127.0.0.1:%d/" % nport
+    sha = hashlib.sha256(images["signed.bin"]).hexdigest()
+    script = ASK + """
+local f = assert(io.open("%(pub)s", "rb"))
+local key = f:read("a")
+f:close()
+local function check(what, opts)
+    local result, code = ask(function(cb) libfota2.request(cb, opts) end)
+    print("verify", what, result, code, libfota2.progress().verify_reason)
+end
+sys.taskInit(function()
+    check("sha256 hex", {url = "%(base)ssigned.bin", image_sha256 = "%(sha)s", image_len = %(len)d})
+    check("sha256 wrong", {url = "%(base)ssigned.bin", image_sha256 = string.rep("\0", 32)})
+    check("length wrong", {url = "%(base)ssigned.bin", image_len = 5})
+    check("signed", {url = "%(base)ssigned.bin", image_key = key, version = "1.2.0"})
+    check("tampered", {url = "%(base)stampered.bin", image_key = key, version = "1.2.0"})
+    check("downgrade", {url = "%(base)ssigned.bin", image_key = key, version = "1.3.0"})
+    check("downgrade allowed", {url = "%(base)ssigned.bin", image_key = key, version = "1.3.0", allow_downgrade = true})
+    check("counter low", {url = "%(base)scounted.bin", image_key = key, version = "1.0.0", security_counter = 8})
+    check("counter ok", {url = "%(base)scounted.bin", image_key = key, version = "1.0.0", security_counter = 7})
+    rtos.reboot()
+end)
+""" % {"pub": pub, "base": base, "sha": sha, "len": len(images["signed.bin"])}
+    r = env.run(script)
+    got = [l.split("\t")[1:] for l in r.out.splitlines() if l.startswith("verify\t")]
+    want = [["sha256 hex", "0", "0", "0"], ["sha256 wrong", "4", "10", "2"], ["length wrong", "4", "10", "1"],
+            ["signed", "0", "0", "0"], ["tampered", "4", "10", "6"], ["downgrade", "4", "10", "9"],
+            ["downgrade allowed", "0", "0", "0"], ["counter low", "4", "10", "10"], ["counter ok", "0", "0", "0"]]
+    c.check(r.rc == 0 and got == want,
+            "verified images through libfota2: image_sha256 (hex), image_len, image_key, allow_downgrade, "
+            "security_counter; progress().verify_reason", "got %s\n%s" % (got, r.describe()))
+    c.check(r.image_bytes() == images["counted.bin"], "the last verified image is in the file flash")
+
+
 def case_leak(c, env):
     env.image("www/fw.bin", 20 * 1024)
     nport = env.nginx()
@@ -571,7 +645,7 @@ timer = sys.timerLoopStart(libfota2.request, 1000, cb, opts)
 
 
 CASES = {"seeds": case_seeds, "results": case_results, "platform": case_platform, "args": case_args,
-         "busy": case_busy, "tls": case_tls, "leak": case_leak}
+         "busy": case_busy, "tls": case_tls, "verify": case_verify, "leak": case_leak}
 
 
 def main():
