@@ -61,6 +61,7 @@ PLATFORM = os.path.join(HERE, "platform.py")
 SEEDS = os.path.join(HERE, "seeds")
 PRODUCT_KEY = "fotademo-key"
 IMEI = "864040064024194"          # luatos.lua's mobile.imei()
+MAX_SECONDS = 30                  # luatos.lua --max-seconds of every run
 RUN_TIMEOUT_S = 60
 SKIP = 77
 
@@ -140,7 +141,7 @@ class Env:
         while self.stack:
             self.stack.pop().stop()
 
-    def run(self, script, pre=(), max_seconds=30, hosts=None):
+    def run(self, script, pre=()):
         self.runs += 1
         name = "run%02d" % self.runs
         with open(self.path(name + ".lua"), "w") as f:
@@ -149,11 +150,11 @@ class Env:
         env = dict(os.environ)
         env["LUA_CPATH"] = os.path.join(self.args.modules, "?.so")
         env["FOTA_OUT"] = image
-        env["FOTA_HOSTS"] = ",".join("%s=%s" % kv for kv in (hosts or self.hosts).items())
+        env["FOTA_HOSTS"] = ",".join("%s=%s" % kv for kv in self.hosts.items())
         if self.args.asan:
             env["LD_PRELOAD"] = self.args.asan
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=99"
-        argv = [self.args.lua, LUATOS, "--max-seconds", str(max_seconds)]
+        argv = [self.args.lua, LUATOS, "--max-seconds", str(MAX_SECONDS)]
         for chunk in pre:
             argv += ["-e", chunk]
         argv.append(self.path(name + ".lua"))
@@ -177,10 +178,6 @@ def expect(c, run, what, rc, cbs, image=None):
     return c.check(ok, what, "wanted exit %s, cb lines %s, image %s; got cb lines %s, image %s\n%s"
                    % (rc, cbs, "none" if image is None else "%d bytes" % len(image),
                       run.cbs, "none" if got is None else "%d bytes" % len(got), run.describe()))
-
-
-def lua_str(s):
-    return '"%s"' % "".join(c if c.isalnum() or c in "/:.?&=_-# " else "\\%d" % ord(c) for c in s)
 
 
 # ---- seeds ------------------------------------------------------------------
