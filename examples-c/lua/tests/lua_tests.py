@@ -231,6 +231,13 @@ def case_seeds(c, env):
         want = "imei=%s&project_key=%s&firmware_name=fotademo_LuatOS-SoC_PC&version=2035.1.0" % (
             IMEI, PRODUCT_KEY)
         c.check(queries and queries[0] == want, "%s: the platform got `%s`" % (module, want), repr(queries))
+    # The self-hosted URLs as sent: libfota's verbatim, libfota2's with '?' and the parameters.
+    with open(os.path.join(env.path("nginx"), "nginx-access.log")) as f:
+        access = f.read()
+    for target in ("/xxx/upgrade?version=1.0.0",
+                   "/xxx/upgrade?imei=%s&project_key=%s&firmware_name=fotademo_LuatOS-SoC_PC&version=2035.1.0"
+                   % (IMEI, PRODUCT_KEY)):
+        c.check("GET %s HTTP/1.1" % target in access, "the server got GET %s" % target, access[-1500:])
 
 
 # ---- scripted servers ---------------------------------------------------------
