@@ -20,7 +20,8 @@ DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
   platform  the platform codes 3, 25, 26, 27, 40, 43; the query sent; `###`;
             the opts table is left as it was
   args      wrong types, a nil callback, NUL bytes, huge strings: a Lua error
-            or a result code, never a crash
+            or a result code, never a crash; luatos.lua's error and
+            --max-seconds exits
   busy      a request while one runs gets 4/13 (across both modules);
             progress(); abort()
   tls       https with server_cert (libfota2 and libfota), and without it
@@ -141,7 +142,7 @@ class Env:
         while self.stack:
             self.stack.pop().stop()
 
-    def run(self, script, pre=()):
+    def run(self, script, pre=(), max_seconds=MAX_SECONDS):
         self.runs += 1
         name = "run%02d" % self.runs
         with open(self.path(name + ".lua"), "w") as f:
@@ -154,7 +155,7 @@ class Env:
         if self.args.asan:
             env["LD_PRELOAD"] = self.args.asan
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=99"
-        argv = [self.args.lua, LUATOS, "--max-seconds", str(MAX_SECONDS)]
+        argv = [self.args.lua, LUATOS, "--max-seconds", str(max_seconds)]
         for chunk in pre:
             argv += ["-e", chunk]
         argv.append(self.path(name + ".lua"))
@@ -481,6 +482,13 @@ rtos.reboot()
             "method 1MiB 4 14 0"]
     c.check(codes == want, "huge strings, an empty header name: result codes (2 / 4 with fota 14)",
             "got %s\n%s" % (codes, r.describe()))
+    # luatos.lua's own exits: an error, and the time limit.
+    r = env.run("sys.timerStart(function() error('boom') end, 10)\n")
+    c.check(r.rc == 1 and "boom" in r.err, "luatos.lua: an error in a timer -> exit 1 with the message",
+            r.describe())
+    r = env.run("sys.timerLoopStart(function() end, 1000)\n", max_seconds=1)
+    c.check(r.rc == 3 and "--max-seconds 1 passed" in r.err, "luatos.lua: --max-seconds 1 -> exit 3",
+            r.describe())
 
 
 def case_busy(c, env):
