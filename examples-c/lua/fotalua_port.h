@@ -35,9 +35,11 @@ void fotalua_port_join(void);
    (firmware: post a message whose handler calls fotalua_deliver(L)). */
 void fotalua_port_notify(void);
 
-/* Called on the Lua task by poll(ms): wait at most `ms` for a notify (a
-   notify that came before the wait counts). Firmware ports that deliver by
-   message may just return. */
+/* Called on the Lua task by poll(ms) and by the finaliser of a closing Lua
+   state (which waits for a running request to end): wait at most `ms` for a
+   notify (a notify that came before the wait counts). Firmware ports that
+   deliver by message may just sleep `ms`: returning at once would make the
+   finaliser spin and could starve a lower-priority worker task. */
 void fotalua_port_wait(uint32_t ms);
 
 /* Calls the callbacks of the requests that ended (on the Lua task that made
