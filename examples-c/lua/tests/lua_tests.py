@@ -24,7 +24,8 @@ DIR holds libfota.so and libfota2.so (LUA_CPATH=DIR/?.so). CASE:
             --max-seconds exits
   busy      a request while one runs gets 4/13 (across both modules);
             progress(); abort()
-  tls       https with server_cert (libfota2 and libfota), and without it
+  tls       https with server_cert (libfota2 and libfota), and without it;
+            client_cert/client_key for a server that asks for one
   verify    libfota2's verification keys (image_sha256, image_len, image_key,
             allow_downgrade, security_counter) with images signed by imgtool
   leak      20 timer-driven requests in a row: Lua memory and the C state
@@ -529,25 +530,40 @@ def case_tls(c, env):
     pki = Pki(env.args.openssl, env.path("pki"))
     pki.ca("ca", "/CN=fota lua test CA")
     cert, key = pki.leaf("server", "ca", "/CN=localhost", "DNS:localhost")
+    pki.ca("clientca", "/CN=fota lua client CA")
+    pki.leaf("client", "clientca", "/CN=device-0001", client=True)
     img = env.image("www/fw.bin", 64 * 1024)
     port = env.nginx("nginx-tls", tls=Tls(cert, key))
+    mport = env.nginx("nginx-mtls", tls=Tls(cert, key, client_ca=pki.path("clientca.pem")))
     env.hosts = {}
     url = "https://localhost:%d/fw.bin" % port
+    murl = "https://localhost:%d/fw.bin" % mport
     script = ASK + """
-local f = assert(io.open("%s", "rb"))
-local ca = f:read("a")
-f:close()
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local data = f:read("a")
+    f:close()
+    return data
+end
+local ca, cert, key = read("%(ca)s"), read("%(cert)s"), read("%(key)s")
 sys.taskInit(function()
-    ask(function(cb) libfota2.request(cb, {url = "%s", retries = 0}) end)
-    ask(function(cb) libfota2.request(cb, {url = "%s", server_cert = ca}) end)
+    ask(function(cb) libfota2.request(cb, {url = "%(url)s", retries = 0}) end)
+    ask(function(cb) libfota2.request(cb, {url = "%(url)s", server_cert = ca}) end)
     os.remove(os.getenv("FOTA_OUT"))
-    ask(function(cb) libfota.request(cb, "%s", nil, nil, nil, nil, nil, ca) end)
+    ask(function(cb) libfota.request(cb, "%(url)s", nil, nil, nil, nil, nil, ca) end)
+    ask(function(cb) libfota2.request(cb, {url = "%(murl)s", server_cert = ca}) end)
+    os.remove(os.getenv("FOTA_OUT"))
+    ask(function(cb) libfota2.request(cb, {url = "%(murl)s", server_cert = ca, client_cert = cert, client_key = key}) end)
+    os.remove(os.getenv("FOTA_OUT"))
+    ask(function(cb) libfota.request(cb, "%(murl)s", nil, nil, nil, nil, nil, ca, cert, key) end)
     rtos.reboot()
 end)
-""" % (pki.path("ca.pem"), url, url, url)
+""" % {"ca": pki.path("ca.pem"), "cert": pki.path("client.pem"), "key": pki.path("client.key"),
+       "url": url, "murl": murl}
     r = env.run(script)
-    expect(c, r, "https: without server_cert 1 (fota 11); libfota2 and libfota with it 0", 0,
-           ["1 11 0", "0 0 0", "0 0 0"], img)
+    expect(c, r, "https: without server_cert 1 (fota 11); libfota2 and libfota with it 0; a server that "
+           "wants a client certificate: without one 4 (its 400: fota 6), with one 0 (libfota2, libfota)", 0,
+           ["1 11 0", "0 0 0", "0 0 0", "4 6 0", "0 0 0", "0 0 0"], img)
 
 
 def case_verify(c, env):
