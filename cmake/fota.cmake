@@ -26,6 +26,13 @@
 #   FOTA_CARGO_PROFILE cargo profile ("" = "host" for the host: opt-level 3,
 #                     for speed; "release" for a Rust target: opt-level "z",
 #                     for size). Both have LTO on.
+#   FOTA_TARGET_FEATURES rustc target features for the whole crate graph,
+#                     e.g. "+aes,+pclmulqdq" ("auto" = that pair for an x86_64
+#                     host build whose CPU has both, per /proc/cpuinfo, so the
+#                     AES-GCM of https inlines AES-NI/CLMUL instead of picking
+#                     them at run time; nothing otherwise. "none" = nothing:
+#                     the archive then runs on any x86_64 CPU). Passed as
+#                     cargo's build.rustflags, which RUSTFLAGS overrides.
 #   FOTA_CARGO        the cargo executable.
 #   FOTA_CARGO_FLAGS  extra arguments for cargo (e.g. --locked, --offline).
 #
@@ -52,6 +59,8 @@ set(FOTA_RX_BUF "" CACHE STRING
     "Receive buffer bytes: 4096, 16384 or 65536 (empty: 65536 for the host, 4096 for a Rust target)")
 set(FOTA_CARGO_PROFILE "" CACHE STRING
     "Cargo profile of libfota.a (empty: host for the host build, release for a Rust target)")
+set(FOTA_TARGET_FEATURES "auto" CACHE STRING
+    "rustc target features of libfota.a (auto: +aes,+pclmulqdq on an x86_64 host that has them; none)")
 set(FOTA_CARGO_FLAGS "" CACHE STRING
     "Extra cargo arguments for the fota build, ';' separated (e.g. --locked)")
 find_program(FOTA_CARGO cargo
@@ -132,6 +141,26 @@ if(_fota_features MATCHES "(^|,)tls-4k-records(,|$)")
   list(APPEND _fota_defines FOTA_TLS_4K_RECORDS)
 endif()
 
+# Target features: a build for this host may use what its CPU has.
+set(_fota_target_features "${FOTA_TARGET_FEATURES}")
+if(_fota_target_features STREQUAL "auto")
+  set(_fota_target_features "")
+  if(NOT FOTA_RUST_TARGET AND CMAKE_HOST_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$"
+     AND EXISTS "/proc/cpuinfo")
+    file(STRINGS "/proc/cpuinfo" _fota_cpu_flags REGEX "^flags" LIMIT_COUNT 1)
+    if(_fota_cpu_flags MATCHES " aes( |$)" AND _fota_cpu_flags MATCHES " pclmulqdq( |$)")
+      set(_fota_target_features "+aes,+pclmulqdq")
+    endif()
+  endif()
+elseif(_fota_target_features STREQUAL "none")
+  set(_fota_target_features "")
+endif()
+if(_fota_target_features)
+  set(_fota_rustflags_args --config "build.rustflags=['-Ctarget-feature=${_fota_target_features}']")
+else()
+  set(_fota_rustflags_args "")
+endif()
+
 if(_fota_features STREQUAL "none")
   set(_fota_feature_args --no-default-features)
   set(_fota_all_features "${_fota_rx_feature}")
@@ -166,7 +195,7 @@ endforeach()
 # line changed). file(CONFIGURE) leaves it untouched when nothing changed.
 set(_fota_config_stamp "${FOTA_CARGO_TARGET_DIR}/cmake-config.txt")
 file(CONFIGURE OUTPUT "${_fota_config_stamp}"
-     CONTENT "target=${FOTA_RUST_TARGET}\nprofile=${_fota_profile}\nfeatures=${_fota_features}\nrx=${_fota_rx}\nflags=${FOTA_CARGO_FLAGS}\n")
+     CONTENT "target=${FOTA_RUST_TARGET}\nprofile=${_fota_profile}\nfeatures=${_fota_features}\nrx=${_fota_rx}\ntarget-features=${_fota_target_features}\nflags=${FOTA_CARGO_FLAGS}\n")
 
 if(FOTA_RUST_TARGET)
   set(_fota_target_desc "${FOTA_RUST_TARGET}")
@@ -181,7 +210,7 @@ endif()
 
 add_custom_command(
   OUTPUT "${FOTA_LIBRARY}"
-  COMMAND "${FOTA_CARGO}" rustc
+  COMMAND "${FOTA_CARGO}" ${_fota_rustflags_args} rustc
           --manifest-path "${FOTA_SOURCE_DIR}/Cargo.toml"
           --target-dir "${FOTA_CARGO_TARGET_DIR}"
           --profile "${_fota_profile}" --lib --crate-type staticlib
@@ -191,7 +220,7 @@ add_custom_command(
   COMMAND "${CMAKE_COMMAND}" -E touch_nocreate "${FOTA_LIBRARY}"
   DEPENDS ${_fota_depends} "${_fota_config_stamp}"
   WORKING_DIRECTORY "${FOTA_SOURCE_DIR}"
-  COMMENT "cargo: building ${_fota_archive_name} (target: ${_fota_target_desc}; profile: ${_fota_profile}; features: ${_fota_features_desc}; FOTA_RX_BUF ${_fota_rx})"
+  COMMENT "cargo: building ${_fota_archive_name} (target: ${_fota_target_desc}; profile: ${_fota_profile}; features: ${_fota_features_desc}; FOTA_RX_BUF ${_fota_rx}; target features: ${_fota_target_features})"
   USES_TERMINAL
   VERBATIM)
 add_custom_target(fota_cargo DEPENDS "${FOTA_LIBRARY}")
@@ -216,6 +245,9 @@ if(NOT CMAKE_CROSSCOMPILING AND FOTA_NATIVE_LIBS)
 endif()
 
 unset(_fota_profile)
+unset(_fota_target_features)
+unset(_fota_cpu_flags)
+unset(_fota_rustflags_args)
 unset(_fota_profile_dir)
 unset(_fota_rx)
 unset(_fota_rx_feature)
