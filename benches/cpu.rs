@@ -35,11 +35,11 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use fota::hooks::{Clock, Flash, Level, Received, Stream, System, Transport};
+use fota::options::{Options, FOTA_RX_BUF};
 use fota::result::Error;
-use fota::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
-    FOTA_RX_BUF,
-};
+use fota::session::{self, Workspace};
+use fota::status::Status;
 
 const DEFAULT_SIZE: usize = 4 << 20;
 const DEFAULT_RECV: usize = 1460;
@@ -159,6 +159,8 @@ impl Clock for StillClock {
     fn now_ms(&self) -> u32 {
         0
     }
+
+    fn sleep_ms(&self, _ms: u32) {}
 }
 
 struct QuietSys {
@@ -166,8 +168,6 @@ struct QuietSys {
 }
 
 impl System for QuietSys {
-    fn sleep_ms(&mut self, _ms: u32) {}
-
     fn log(&mut self, _level: Level, msg: &str) {
         black_box(msg);
     }

@@ -173,6 +173,54 @@ static void init_while_running_leaves_the_running_request_alone(void **state) {
     assert_int_equal(other.connect_calls, 1);
 }
 
+/* fota_init() from inside a hook replaces the table for later requests, but
+   the running one keeps its own unix_time hook: a date read from the new
+   table (here NULL, "unknown") could turn an expired certificate into an
+   accepted one. A Retry-After date makes the request read the date. */
+static int g_time_old_calls;
+static uint64_t time_old(void *ctx) {
+    (void)ctx;
+    g_time_old_calls++;
+    return 784111777 - 2; /* two seconds before the Retry-After date */
+}
+
+static void init_without_unix_time(void *arg) {
+    (void)arg;
+    if (g_net.recv_calls > 1) {
+        return;
+    }
+    fota_platform_t p;
+    mock_platform(&p);
+    p.sys.unix_time = NULL;
+    assert_int_equal(fota_init(&p), FOTA_OK);
+}
+
+static void init_while_running_keeps_the_running_date_hook(void **state) {
+    (void)state;
+    fota_platform_t p;
+    mock_platform(&p);
+    p.sys.unix_time = time_old;
+    assert_int_equal(fota_init(&p), FOTA_OK);
+    g_time_old_calls = 0;
+    mock_script_str("HTTP/1.1 503 Busy\r\nRetry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                    "Content-Length: 0\r\n\r\n");
+    mock_fill_image(g_img, 1000, 9);
+    mock_script_image(g_img, 1000);
+    g_net.on_recv = init_without_unix_time;
+    fota_opts_t o;
+    mock_opts(&o);
+    o.max_retries = 1;
+    mock_cb_t cb;
+    uint32_t before = g_sys.now;
+    int32_t rc = mock_request(&o, &cb);
+    assert_int_equal(rc, FOTA_OK);
+    mock_check(rc, &cb);
+    assert_true(g_time_old_calls >= 1);
+    /* The date from the request's own hook: a pause of 2 s. */
+    assert_true(g_sys.now - before >= 2000);
+    assert_true(g_sys.now - before < 3000);
+}
+
 /* A second request started while the first one runs (from its progress
    callback or from one of its hooks): tried once, its code kept. */
 static int32_t g_nested_rc;
@@ -393,6 +441,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(second_thread_gets_busy_at_once),
         T(init_while_running_leaves_the_running_request_alone),
+        T(init_while_running_keeps_the_running_date_hook),
         T(request_from_the_progress_callback_is_busy),
         T(request_from_inside_a_hook_is_busy),
         T(request_from_the_result_callback_runs),

@@ -26,9 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Most certificates accepted in one PEM bundle (`server_cert`).
-#define FOTA_TLS_MAX_CAS 4
-
 // Returned by the `recv` and `send` hooks when nothing moved within the
 // timeout (the value of `-EAGAIN` on Linux and newlib).
 #define FOTA_NET_WOULD_BLOCK -11
@@ -72,6 +69,63 @@
 
 // Most response header lines parsed (more → `Error::Response`).
 #define MAX_HEADERS 32
+
+// Longest `ETag` / `Last-Modified` value kept for `If-Range` (a SHA-512 hex
+// ETag with quotes is 130 bytes). A longer one cannot prove a
+// continuation: the download then restarts from byte 0 after a drop.
+#define FOTA_VALIDATOR_MAX 256
+
+#if !(defined(FOTA_RX_16K) || defined(FOTA_RX_64K))
+// Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
+// default), 16384 with the cargo feature `rx-16k`, 65536 with `rx-64k`
+// (hosts; the CMake module's default for a host build). Each receive asks
+// for at most what is free of it. A response head must fit in it (a longer
+// head is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+#define FOTA_RX_BUF 4096
+#endif
+
+#if (defined(FOTA_RX_16K) && !defined(FOTA_RX_64K))
+// Bytes of the receive buffer (`rx-16k`).
+#define FOTA_RX_BUF 16384
+#endif
+
+#if defined(FOTA_RX_64K)
+// Bytes of the receive buffer (`rx-64k`; wins over `rx-16k`).
+#define FOTA_RX_BUF 65536
+#endif
+
+// Largest write granularity the flash hooks may declare.
+#define FOTA_WRITE_GRANULARITY_MAX 4096
+
+// Default overall deadline of a request (libfota2's default).
+#define FOTA_DEFAULT_TIMEOUT_MS 300000
+
+// Default idle timeout: the longest wait for the next byte.
+#define FOTA_DEFAULT_IDLE_TIMEOUT_MS 30000
+
+// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
+#define FOTA_ABORT_SLICE_MS 250
+
+// Default of `max_retries`: reconnections after a failure that a new
+// connection may cure (connect failed, connection lost, idle timeout).
+#define FOTA_DEFAULT_MAX_RETRIES 5
+
+// Default of `retry_delay_ms`: the pause before the first retry; it doubles
+// for each further retry.
+#define FOTA_DEFAULT_RETRY_DELAY_MS 1000
+
+// Longest pause between two retries.
+#define FOTA_RETRY_DELAY_MAX_MS 30000
+
+// Pause after a receive or send hook said "nothing yet" sooner than its
+// timeout (a non-blocking socket): the task yields instead of spinning.
+#define FOTA_IDLE_POLL_MS 10
+
+// Pause between two `done()` polls while the flash reports busy.
+#define FOTA_DONE_POLL_MS 10
+
+// Most objects accepted in one PEM input (CA certificates in `server_cert`).
+#define FOTA_TLS_MAX_CAS 4
 
 // Image written, verified and committed: reboot to install it.
 #define FOTA_OK 0
@@ -120,51 +174,6 @@
 
 // The cloud platform refused; its code is in `fota_progress_t.platform_code`.
 #define FOTA_ERR_PLATFORM 15
-
-#if !(defined(FOTA_RX_16K) || defined(FOTA_RX_64K))
-// Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
-// default), 16384 with the cargo feature `rx-16k`, 65536 with `rx-64k`
-// (hosts; the CMake module's default for a host build). Each receive asks
-// for at most what is free of it. A response head must fit in it (a longer
-// head is `FOTA_ERR_RESPONSE`); the request head is written into it too.
-#define FOTA_RX_BUF 4096
-#endif
-
-#if (defined(FOTA_RX_16K) && !defined(FOTA_RX_64K))
-// Bytes of the receive buffer (`rx-16k`).
-#define FOTA_RX_BUF 16384
-#endif
-
-#if defined(FOTA_RX_64K)
-// Bytes of the receive buffer (`rx-64k`; wins over `rx-16k`).
-#define FOTA_RX_BUF 65536
-#endif
-
-// Largest write granularity the flash hooks may declare.
-#define FOTA_WRITE_GRANULARITY_MAX 4096
-
-// Default overall deadline of a request (libfota2's default).
-#define FOTA_DEFAULT_TIMEOUT_MS 300000
-
-// Default idle timeout: the longest wait for the next byte.
-#define FOTA_DEFAULT_IDLE_TIMEOUT_MS 30000
-
-// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
-#define FOTA_ABORT_SLICE_MS 250
-
-// Default of `max_retries`: reconnections after a failure that a new
-// connection may cure (connect failed, connection lost, idle timeout).
-#define FOTA_DEFAULT_MAX_RETRIES 5
-
-// Default of `retry_delay_ms`: the pause before the first retry; it doubles
-// for each further retry.
-#define FOTA_DEFAULT_RETRY_DELAY_MS 1000
-
-// Longest pause between two retries.
-#define FOTA_RETRY_DELAY_MAX_MS 30000
-
-// Pause between two `done()` polls while the flash reports busy.
-#define FOTA_DONE_POLL_MS 10
 
 #if !defined(FOTA_TLS_4K_RECORDS)
 // Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
@@ -274,6 +283,14 @@ typedef struct fota_sys_ops_t {
   // Optional. One log line of `len` bytes (UTF-8, not NUL-terminated, no
   // line terminator) at `level` (`FOTA_LOG_ERROR`..`FOTA_LOG_DEBUG`).
   void (*log)(void *ctx, int32_t level, const char *msg, size_t len);
+  // Optional. Called if fota hits an internal bug (a Rust panic: none is
+  // known to be reachable; every input error is a result code), with a
+  // short reason of `len` bytes (not NUL-terminated). It should not
+  // return: log, then reset the device. If it is NULL or returns, fota
+  // executes a trap instruction (`udf` on Arm: a HardFault the firmware's
+  // fault handler sees; `unimp` on RISC-V) rather than hang the task with
+  // the request lock held. Called from the task that ran `fota_request()`.
+  void (*fatal)(void *ctx, const char *msg, size_t len);
 } fota_sys_ops_t;
 
 // Everything the library needs from the platform; copied by `fota_init()`.
@@ -353,12 +370,22 @@ typedef struct fota_opts_t {
   // failed, connection lost, idle timeout (default `FOTA_DEFAULT_MAX_RETRIES`;
   // 0: none). A lost image download continues with `Range: bytes=N-`.
   uint32_t max_retries;
-  // Pause before the first retry in milliseconds, doubled for each further
-  // retry up to `FOTA_RETRY_DELAY_MAX_MS` (0: `FOTA_DEFAULT_RETRY_DELAY_MS`).
+  // Ceiling of the pause before the first retry in milliseconds, doubled
+  // for each further retry up to `FOTA_RETRY_DELAY_MAX_MS` (0:
+  // `FOTA_DEFAULT_RETRY_DELAY_MS`). The pause itself is uniformly random
+  // between 0 and that ceiling (full jitter), so that a fleet that lost
+  // the same server does not retry in lockstep. A 429 or 503 with
+  // `Retry-After` (seconds, or an HTTP date when `unix_time` is given)
+  // waits that long instead, within the deadline and `max_retries`.
   uint32_t retry_delay_ms;
   // Redirects (301/302/303/307/308) followed; 0 (default): a 3xx means
-  // "no update", as in libfota.
+  // "no update", as in libfota. A redirect past this budget is
+  // `FOTA_ERR_RESPONSE`.
   uint8_t max_redirects;
+  // Follow a redirect from https to plain http (default false: such a
+  // redirect is `FOTA_ERR_TLS`, because the image would arrive without
+  // any authentication of the server).
+  bool allow_insecure_redirect;
   // Optional progress callback.
   fota_progress_cb_t progress_cb;
   // Passed to `progress_cb`.

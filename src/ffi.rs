@@ -9,12 +9,14 @@
 use core::ffi::{c_char, c_void};
 use core::ptr;
 
-use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
-use crate::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, TlsOptions, Transport,
-    Workspace, FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES, FOTA_DEFAULT_RETRY_DELAY_MS,
-    FOTA_DEFAULT_TIMEOUT_MS,
+use crate::hooks::{Clock, Flash, Level, Received, Stream, System, Transport};
+use crate::options::{
+    Options, TlsOptions, FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES,
+    FOTA_DEFAULT_RETRY_DELAY_MS, FOTA_DEFAULT_TIMEOUT_MS,
 };
+use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
+use crate::session::{self, Workspace};
+use crate::status::{State, Status};
 use crate::url::{DeviceIdKind, DeviceParams, FOTA_URL_MAX};
 
 /// Returned by the `recv` and `send` hooks when nothing moved within the
@@ -174,6 +176,14 @@ pub struct fota_sys_ops_t {
     /// line terminator) at `level` (`FOTA_LOG_ERROR`..`FOTA_LOG_DEBUG`).
     pub log:
         Option<unsafe extern "C" fn(ctx: *mut c_void, level: i32, msg: *const c_char, len: usize)>,
+    /// Optional. Called if fota hits an internal bug (a Rust panic: none is
+    /// known to be reachable; every input error is a result code), with a
+    /// short reason of `len` bytes (not NUL-terminated). It should not
+    /// return: log, then reset the device. If it is NULL or returns, fota
+    /// executes a trap instruction (`udf` on Arm: a HardFault the firmware's
+    /// fault handler sees; `unimp` on RISC-V) rather than hang the task with
+    /// the request lock held. Called from the task that ran `fota_request()`.
+    pub fatal: Option<unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char, len: usize)>,
 }
 
 /// Everything the library needs from the platform; copied by `fota_init()`.
@@ -279,12 +289,22 @@ pub struct fota_opts_t {
     /// failed, connection lost, idle timeout (default `FOTA_DEFAULT_MAX_RETRIES`;
     /// 0: none). A lost image download continues with `Range: bytes=N-`.
     pub max_retries: u32,
-    /// Pause before the first retry in milliseconds, doubled for each further
-    /// retry up to `FOTA_RETRY_DELAY_MAX_MS` (0: `FOTA_DEFAULT_RETRY_DELAY_MS`).
+    /// Ceiling of the pause before the first retry in milliseconds, doubled
+    /// for each further retry up to `FOTA_RETRY_DELAY_MAX_MS` (0:
+    /// `FOTA_DEFAULT_RETRY_DELAY_MS`). The pause itself is uniformly random
+    /// between 0 and that ceiling (full jitter), so that a fleet that lost
+    /// the same server does not retry in lockstep. A 429 or 503 with
+    /// `Retry-After` (seconds, or an HTTP date when `unix_time` is given)
+    /// waits that long instead, within the deadline and `max_retries`.
     pub retry_delay_ms: u32,
     /// Redirects (301/302/303/307/308) followed; 0 (default): a 3xx means
-    /// "no update", as in libfota.
+    /// "no update", as in libfota. A redirect past this budget is
+    /// `FOTA_ERR_RESPONSE`.
     pub max_redirects: u8,
+    /// Follow a redirect from https to plain http (default false: such a
+    /// redirect is `FOTA_ERR_TLS`, because the image would arrive without
+    /// any authentication of the server).
+    pub allow_insecure_redirect: bool,
     /// Optional progress callback.
     pub progress_cb: fota_progress_cb_t,
     /// Passed to `progress_cb`.
@@ -382,6 +402,7 @@ pub unsafe extern "C" fn fota_opts_init(opts: *mut fota_opts_t) {
         max_retries: FOTA_DEFAULT_MAX_RETRIES,
         retry_delay_ms: FOTA_DEFAULT_RETRY_DELAY_MS,
         max_redirects: 0,
+        allow_insecure_redirect: false,
         progress_cb: None,
         progress_user: ptr::null_mut(),
     };
@@ -518,6 +539,7 @@ unsafe fn request(
         max_retries: opts.max_retries,
         retry_delay_ms: nonzero_or(opts.retry_delay_ms, FOTA_DEFAULT_RETRY_DELAY_MS),
         show_url: opts.show_url,
+        allow_insecure_redirect: opts.allow_insecure_redirect,
         tls: TlsOptions {
             server_cert: unsafe { bytes(opts.server_cert, opts.server_cert_len) }?,
             client_cert: unsafe { bytes(opts.client_cert, opts.client_cert_len) }?,
@@ -724,23 +746,23 @@ impl Clock for fota_sys_ops_t {
         }
     }
 
-    fn unix_time() -> Option<u64> {
-        // Copied out of the lock: the hook runs without holding it.
-        let sys = (*PLATFORM.lock())?.0.sys;
+    fn sleep_ms(&self, ms: u32) {
+        if let Some(sleep) = self.sleep_ms {
+            // SAFETY: a hook installed by fota_init().
+            unsafe { sleep(self.ctx, ms) };
+        }
+    }
+
+    /// From the request's own copy of the hooks, never from the table a
+    /// later `fota_init()` may replace.
+    fn unix_time(&self) -> Option<u64> {
         // SAFETY: a hook installed by fota_init().
-        let seconds = unsafe { sys.unix_time?(sys.ctx) };
+        let seconds = unsafe { self.unix_time?(self.ctx) };
         (seconds != 0).then_some(seconds)
     }
 }
 
 impl System for CSys {
-    fn sleep_ms(&mut self, ms: u32) {
-        if let Some(sleep) = self.ops.sleep_ms {
-            // SAFETY: a hook installed by fota_init().
-            unsafe { sleep(self.ops.ctx, ms) };
-        }
-    }
-
     fn log(&mut self, level: Level, msg: &str) {
         if let Some(log) = self.ops.log {
             // SAFETY: `msg` is valid for `msg.len()` bytes during the call.
@@ -766,16 +788,53 @@ impl System for CSys {
 }
 
 /// A `#![no_std]` library cannot unwind; nothing in fota panics on any input,
-/// so reaching this is a bug: stop here rather than run on corrupted state.
+/// so reaching this is a bug: tell the firmware through the `fatal` hook and
+/// trap, rather than run on corrupted state or hang with the lock held.
 #[cfg(not(any(test, feature = "std")))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+    const REASON: &str = "fota: internal error (panic)";
+    // try_lock: the panic may have happened while the table was locked.
+    let sys = PLATFORM.try_lock().and_then(|p| *p).map(|p| p.0.sys);
+    if let Some(fatal) = sys.and_then(|s| s.fatal.zip(Some(s.ctx))) {
+        // SAFETY: a hook installed by fota_init(), given a static string.
+        unsafe { (fatal.0)(fatal.1, REASON.as_ptr().cast(), REASON.len()) };
+    }
+    trap()
+}
+
+/// Ends execution in a way the firmware sees: an undefined instruction on
+/// bare metal (a HardFault on Arm), `abort()` where there is a C library.
+#[cfg(not(any(test, feature = "std")))]
+fn trap() -> ! {
+    #[cfg(not(target_os = "none"))]
+    {
+        extern "C" {
+            fn abort() -> !;
+        }
+        // SAFETY: the C library's abort() takes nothing and never returns.
+        unsafe { abort() }
+    }
+    #[cfg(target_os = "none")]
+    loop {
+        // SAFETY: the instruction only raises the CPU's undefined-instruction
+        // exception; the loop covers a handler that returns.
+        #[cfg(target_arch = "arm")]
+        unsafe {
+            core::arch::asm!("udf #0xfe")
+        };
+        #[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
+        unsafe {
+            core::arch::asm!("unimp")
+        };
+        #[cfg(not(any(target_arch = "arm", target_arch = "riscv32", target_arch = "riscv64")))]
+        core::hint::spin_loop();
+    }
 }
 
 /// The strings the header promises, checked here so they cannot drift.
 const _: () = {
     assert!(FOTA_LOG_ERROR == Level::Error as i32);
     assert!(FOTA_LOG_DEBUG == Level::Debug as i32);
-    assert!(FOTA_STATE_WAITING_RETRY == session::State::WaitingRetry as u32);
+    assert!(FOTA_STATE_WAITING_RETRY == State::WaitingRetry as u32);
 };

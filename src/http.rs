@@ -218,6 +218,8 @@ pub struct Head {
     /// Raw value of the first non-empty `ETag` (strong or weak, quotes
     /// included), else of the first non-empty `Last-Modified`.
     pub validator: Option<Range<usize>>,
+    /// Value of the first non-empty `Retry-After` (seconds or an HTTP date).
+    pub retry_after: Option<Range<usize>>,
 }
 
 /// Parses a response head at the start of `buf` (at most `MAX_HEADERS`
@@ -252,6 +254,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
     let mut location = None;
     let mut etag = None;
     let mut last_modified = None;
+    let mut retry_after = None;
     for header in resp.headers.iter() {
         let name = header.name.as_bytes();
         let value = header.value.trim_ascii();
@@ -281,6 +284,8 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
             etag = Some(range_in(buf, value)?);
         } else if name.eq_ignore_ascii_case(b"last-modified") && last_modified.is_none() {
             last_modified = Some(range_in(buf, value)?);
+        } else if name.eq_ignore_ascii_case(b"retry-after") && retry_after.is_none() {
+            retry_after = Some(range_in(buf, value)?);
         }
     }
     // A Transfer-Encoding with no coding, or any in HTTP/1.0, is faulty framing.
@@ -304,6 +309,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
         content_range,
         location,
         validator: etag.or(last_modified),
+        retry_after,
     }))
 }
 
@@ -311,7 +317,12 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
 /// earlier fields said; every value must be the same.
 fn merge_content_length(mut known: Option<u64>, value: &[u8]) -> Result<Option<u64>, Error> {
     for item in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-        let n = parse_decimal(item).ok_or(Error::Response)?;
+        // A length past u64 is as "too large" as any above the update area:
+        // saturate, and let the length check say so.
+        let digits_only = !item.is_empty() && item.iter().all(u8::is_ascii_digit);
+        let n = parse_decimal(item)
+            .or(digits_only.then_some(u64::MAX))
+            .ok_or(Error::Response)?;
         if known.is_some_and(|k| k != n) {
             return Err(Error::Response);
         }
@@ -655,6 +666,66 @@ fn json_depth(body: &[u8]) -> Option<usize> {
     Some(deepest)
 }
 
+/// The pause a `Retry-After` value asks for, in seconds from now:
+/// `delay-seconds`, or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`)
+/// when the date `now` (seconds since 1970) is known; a date in the past is
+/// 0. `None` for anything else (the obsolete date forms included).
+pub fn retry_after_seconds(value: &[u8], now: Option<u64>) -> Option<u64> {
+    if let Some(seconds) = parse_decimal(value) {
+        return Some(seconds);
+    }
+    Some(imf_fixdate(value)?.saturating_sub(now?))
+}
+
+/// Seconds since 1970 of an IMF-fixdate (RFC 9110 5.6.7).
+fn imf_fixdate(value: &[u8]) -> Option<u64> {
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions.
+    if value.len() != 29 || value.get(3..5)? != b", " || value.get(25..)? != b" GMT" {
+        return None;
+    }
+    let number = |range: Range<usize>| parse_decimal(value.get(range)?);
+    let day = number(5..7)?;
+    let month = MONTHS.iter().position(|m| Some(*m) == value.get(8..11))?;
+    let year = number(12..16)?;
+    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
+    let separators = [
+        value.get(7),
+        value.get(11),
+        value.get(16),
+        value.get(19),
+        value.get(22),
+    ];
+    if separators
+        != [
+            Some(&b' '),
+            Some(&b' '),
+            Some(&b' '),
+            Some(&b':'),
+            Some(&b':'),
+        ]
+        || !(1..=31).contains(&day)
+        || year < 1970
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from 1970-01-01 to the first of the month (civil calendar).
+    let (y, m) = if month < 2 {
+        (year - 1, month + 10)
+    } else {
+        (year, month - 2)
+    };
+    let era_days = 365 * y + y / 4 - y / 100 + y / 400;
+    let days = (era_days + (153 * m as u64 + 2) / 5 + day - 1).checked_sub(719_468)?;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,8 +1043,6 @@ mod tests {
             b"Content-Length: 0x10\r\n",
             b"Content-Length: 1 2\r\n",
             b"Content-Length: \r\n",
-            b"Content-Length: 18446744073709551616\r\n",
-            b"Content-Length: 99999999999999999999999999999\r\n",
         ];
         for fields in bad {
             let buf = [b"HTTP/1.1 200 OK\r\n", *fields, b"\r\n"].concat();
@@ -1207,6 +1276,45 @@ mod tests {
         assert_eq!(dec.step(b"X"), Err(Error::Response));
         assert_eq!(dec.step(b"\r\n0\r\n\r\n"), Err(Error::Response));
         assert!(!dec.is_done());
+    }
+
+    #[test]
+    fn retry_after_values() {
+        assert_eq!(retry_after_seconds(b"120", None), Some(120));
+        assert_eq!(retry_after_seconds(b"0", Some(5)), Some(0));
+        let date = b"Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(imf_fixdate(date), Some(784_111_777));
+        assert_eq!(imf_fixdate(b"Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            imf_fixdate(b"Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        assert_eq!(retry_after_seconds(date, Some(784_111_777 - 30)), Some(30));
+        assert_eq!(retry_after_seconds(date, Some(784_111_777 + 30)), Some(0));
+        // A date needs the time of day to mean anything.
+        assert_eq!(retry_after_seconds(date, None), None);
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1.5",
+            b"Sunday, 06-Nov-94 08:49:37 GMT",
+            b"Sun Nov  6 08:49:37 1994",
+            b"Sun, 06 Nov 1994 08:49:37 UTC",
+            b"Sun, 32 Nov 1994 08:49:37 GMT",
+            b"Sun, 06 Xyz 1994 08:49:37 GMT",
+            b"Sun, 06 Nov 1994 24:49:37 GMT",
+        ] {
+            assert_eq!(retry_after_seconds(bad, Some(1)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_length_past_u64_is_too_large_not_malformed() {
+        let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(u64::MAX));
+        assert!(head(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n").is_err());
     }
 
     #[test]

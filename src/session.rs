@@ -1,308 +1,21 @@
-//! One request, start to finish: connect, send, read the head, stream the body
-//! into flash, finish. The session talks to the world only through the
-//! [`Transport`], [`Flash`] and [`System`] traits, so tests drive it with
-//! scripted doubles and the FFI layer with the C hook tables.
+//! One request, start to finish: connect, send, read the head, frame the
+//! body into the image, follow redirects, retry, finish. The session talks to
+//! the world only through the traits of [`crate::hooks`], so tests drive it
+//! with scripted doubles and the FFI layer with the C hook tables. A body byte
+//! goes: transport -> HTTP framing (here, with [`crate::http`]) -> image
+//! ([`crate::image`]) -> flash hook.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
-
-use crate::decimal::{decimal, U32_DIGITS};
+use crate::hooks::{Clock, Flash, Level, Stream, System, Transport};
 use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
+use crate::image::Image;
+use crate::line::Line;
+use crate::options::{Options, FOTA_RETRY_DELAY_MAX_MS, FOTA_RX_BUF, FOTA_WRITE_GRANULARITY_MAX};
 use crate::result::Error;
+use crate::status::{State, Status};
 use crate::timer::Timer;
 #[cfg(feature = "tls")]
 use crate::tls::{self, Credentials};
-
-use crate::url::{self, DeviceParams, Scheme, Url, FOTA_URL_MAX};
-
-/// Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
-/// default), 16384 with the cargo feature `rx-16k`, 65536 with `rx-64k`
-/// (hosts; the CMake module's default for a host build). Each receive asks
-/// for at most what is free of it. A response head must fit in it (a longer
-/// head is `FOTA_ERR_RESPONSE`); the request head is written into it too.
-#[cfg(not(any(feature = "rx-16k", feature = "rx-64k")))]
-pub const FOTA_RX_BUF: usize = 4096;
-/// Bytes of the receive buffer (`rx-16k`).
-#[cfg(all(feature = "rx-16k", not(feature = "rx-64k")))]
-pub const FOTA_RX_BUF: usize = 16384;
-/// Bytes of the receive buffer (`rx-64k`; wins over `rx-16k`).
-#[cfg(feature = "rx-64k")]
-pub const FOTA_RX_BUF: usize = 65536;
-/// Largest write granularity the flash hooks may declare.
-pub const FOTA_WRITE_GRANULARITY_MAX: u32 = 4096;
-/// Default overall deadline of a request (libfota2's default).
-pub const FOTA_DEFAULT_TIMEOUT_MS: u32 = 300_000;
-/// Default idle timeout: the longest wait for the next byte.
-pub const FOTA_DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
-/// Longest single wait inside a receive or send: bounds the latency of `fota_abort()`.
-pub const FOTA_ABORT_SLICE_MS: u32 = 250;
-/// Default of `max_retries`: reconnections after a failure that a new
-/// connection may cure (connect failed, connection lost, idle timeout).
-pub const FOTA_DEFAULT_MAX_RETRIES: u32 = 5;
-/// Default of `retry_delay_ms`: the pause before the first retry; it doubles
-/// for each further retry.
-pub const FOTA_DEFAULT_RETRY_DELAY_MS: u32 = 1000;
-/// Longest pause between two retries.
-pub const FOTA_RETRY_DELAY_MAX_MS: u32 = 30_000;
-/// Pause between two `done()` polls while the flash reports busy.
-pub const FOTA_DONE_POLL_MS: u32 = 10;
-
-/// What a receive produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Received {
-    /// This many bytes were stored at the start of the buffer (at least 1).
-    Data(usize),
-    /// Nothing arrived within the timeout.
-    Idle,
-    /// The peer closed the connection in an orderly way.
-    Closed,
-}
-
-/// A byte stream to one server: a TCP connection, or TLS on top of it.
-pub trait Stream {
-    /// Sends some of `data`; `Ok(0)` when nothing could be sent within the timeout.
-    fn send(&mut self, data: &[u8], timeout_ms: u32) -> Result<usize, Error>;
-    /// Receives into `buf`. A broken connection is `Err(Disconnected)`.
-    fn recv(&mut self, buf: &mut [u8], timeout_ms: u32) -> Result<Received, Error>;
-}
-
-/// TCP connections, one at a time.
-pub trait Transport: Stream {
-    /// Opens a connection. Errors: `Connect`.
-    fn connect(&mut self, host: &str, port: u16, timeout_ms: u32) -> Result<(), Error>;
-    /// Closes the connection; called once after every successful `connect`.
-    fn close(&mut self);
-}
-
-/// A monotonic millisecond clock (shared by the session and the TLS layer).
-pub trait Clock {
-    /// Milliseconds from a monotonic clock; wraps around.
-    fn now_ms(&self) -> u32;
-
-    /// Seconds since 1970 for certificate validity checks, `None` when the
-    /// date is unknown (validity is then not checked). An associated function
-    /// because the TLS verifier asks for the time without a handle.
-    fn unix_time() -> Option<u64>
-    where
-        Self: Sized,
-    {
-        None
-    }
-}
-
-/// The update area in flash.
-pub trait Flash {
-    /// Write granularity: 0 for any, else a power of two up to
-    /// [`FOTA_WRITE_GRANULARITY_MAX`]; writes are then whole aligned blocks
-    /// except the last.
-    fn granularity(&self) -> u32;
-    /// Prepares the area for an image of `image_len` bytes (0 = unknown).
-    fn init(&mut self, image_len: u32) -> Result<(), Error>;
-    /// Writes `data` at `offset` from the start of the image.
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Error>;
-    /// `Ok(true)` when the area is finished, `Ok(false)` while still busy.
-    fn done(&mut self) -> Result<bool, Error>;
-    /// Commits the image for the bootloader, or discards it.
-    fn end(&mut self, commit: bool) -> Result<(), Error>;
-}
-
-/// Log levels, as passed to the log hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Level {
-    Error = 1,
-    Warn = 2,
-    Info = 3,
-    Debug = 4,
-}
-
-/// Sleep, randomness, log and progress reporting.
-pub trait System {
-    /// Blocks the calling task for `ms` milliseconds.
-    fn sleep_ms(&mut self, ms: u32);
-    /// A log line (without a line terminator).
-    fn log(&mut self, level: Level, msg: &str);
-    /// Called after each flash write with the bytes written so far and the
-    /// total (0 if unknown).
-    fn progress(&mut self, written: u32, total: u32);
-    /// Fills `buf` from a cryptographic random source (TLS needs it).
-    fn random(&mut self, buf: &mut [u8]) -> Result<(), Error>;
-}
-
-/// The TLS options of a request (from `fota_opts_t`); used for https.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsOptions<'a> {
-    /// CA certificate(s), PEM (one or more) or DER (one).
-    pub server_cert: &'a [u8],
-    /// Client certificate, PEM or DER.
-    pub client_cert: &'a [u8],
-    /// Client key: SEC1 EC P-256 (`EC PRIVATE KEY`), PEM or DER.
-    pub client_key: &'a [u8],
-    /// Password of an encrypted key: not supported.
-    pub client_password: Option<&'a str>,
-    /// Skip certificate verification (logged on every request).
-    pub insecure: bool,
-    /// `max_fragment_length` to ask for: 0, 512, 1024, 2048 or 4096.
-    pub max_fragment: u16,
-}
-
-/// What a request does, as the session needs it (the FFI layer fills it from
-/// `fota_opts_t`).
-#[derive(Clone, Copy, Debug)]
-pub struct Options<'a> {
-    /// Custom URL; `None` for the LuatOS IoT platform.
-    pub url: Option<&'a str>,
-    /// Device parameters appended to the URL.
-    pub params: DeviceParams<'a>,
-    /// Port when the URL has none (0: the scheme's default).
-    pub port: u16,
-    /// HTTP method.
-    pub method: &'a str,
-    /// Extra header lines, `"Name: value"` separated by CRLF.
-    pub headers: &'a [u8],
-    /// Request body (sent with a `Content-Length` when not empty).
-    pub body: &'a [u8],
-    /// Most bytes the update area holds (0: no limit).
-    pub max_len: u32,
-    /// Overall deadline in milliseconds.
-    pub timeout_ms: u32,
-    /// Longest wait for the next byte in milliseconds.
-    pub idle_timeout_ms: u32,
-    /// Redirects followed (0: a 3xx is "no update", as in libfota).
-    pub max_redirects: u8,
-    /// Reconnections after a failure a new connection may cure.
-    pub max_retries: u32,
-    /// Pause before the first retry, doubled for each further one.
-    pub retry_delay_ms: u32,
-    /// TLS options, for https.
-    pub tls: TlsOptions<'a>,
-    /// Whether the URL may be logged (it carries the device parameters).
-    pub show_url: bool,
-}
-
-impl Default for Options<'_> {
-    /// The defaults of `fota_opts_init()`: a GET of the platform URL, default
-    /// deadlines and retries, no limit, no redirects.
-    fn default() -> Self {
-        Options {
-            url: None,
-            params: DeviceParams::default(),
-            port: 0,
-            method: "GET",
-            headers: b"",
-            body: b"",
-            max_len: 0,
-            timeout_ms: FOTA_DEFAULT_TIMEOUT_MS,
-            idle_timeout_ms: FOTA_DEFAULT_IDLE_TIMEOUT_MS,
-            max_redirects: 0,
-            max_retries: FOTA_DEFAULT_MAX_RETRIES,
-            retry_delay_ms: FOTA_DEFAULT_RETRY_DELAY_MS,
-            tls: TlsOptions::default(),
-            show_url: true,
-        }
-    }
-}
-
-/// Request states reported by `fota_get_progress()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum State {
-    Idle = 0,
-    Connecting = 1,
-    Sending = 2,
-    ReceivingHead = 3,
-    Downloading = 4,
-    Finishing = 5,
-    WaitingRetry = 6,
-}
-
-/// Live figures of the running request, readable from any task (atomics).
-pub struct Status {
-    state: AtomicU32,
-    written: AtomicU32,
-    total: AtomicU32,
-    retries: AtomicU32,
-    http_status: AtomicU32,
-    platform_code: AtomicI32,
-    abort: AtomicBool,
-    running: AtomicBool,
-}
-
-/// A copy of [`Status`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub state: u32,
-    pub written: u32,
-    pub total: u32,
-    pub retries: u32,
-    pub http_status: u32,
-    pub platform_code: i32,
-}
-
-impl Status {
-    /// All zero, idle.
-    pub const fn new() -> Self {
-        Status {
-            state: AtomicU32::new(0),
-            written: AtomicU32::new(0),
-            total: AtomicU32::new(0),
-            retries: AtomicU32::new(0),
-            http_status: AtomicU32::new(0),
-            platform_code: AtomicI32::new(0),
-            abort: AtomicBool::new(false),
-            running: AtomicBool::new(false),
-        }
-    }
-
-    /// Current figures.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            state: self.state.load(Ordering::Relaxed),
-            written: self.written.load(Ordering::Relaxed),
-            total: self.total.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            http_status: self.http_status.load(Ordering::Relaxed),
-            platform_code: self.platform_code.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Asks the running request to stop; a no-op when none runs.
-    pub fn request_abort(&self) {
-        if self.running.load(Ordering::Acquire) {
-            self.abort.store(true, Ordering::Release);
-        }
-    }
-
-    fn begin(&self) {
-        self.abort.store(false, Ordering::Release);
-        self.written.store(0, Ordering::Relaxed);
-        self.total.store(0, Ordering::Relaxed);
-        self.retries.store(0, Ordering::Relaxed);
-        self.http_status.store(0, Ordering::Relaxed);
-        self.platform_code.store(0, Ordering::Relaxed);
-        self.set_state(State::Idle);
-        self.running.store(true, Ordering::Release);
-    }
-
-    fn finish(&self) {
-        self.running.store(false, Ordering::Release);
-        self.abort.store(false, Ordering::Release);
-        self.set_state(State::Idle);
-    }
-
-    fn set_state(&self, state: State) {
-        self.state.store(state as u32, Ordering::Relaxed);
-    }
-
-    pub(crate) fn aborted(&self) -> bool {
-        self.abort.load(Ordering::Acquire)
-    }
-}
-
-impl Default for Status {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+use crate::url::{self, Scheme, Url, FOTA_URL_MAX};
 
 /// The buffers of one request; owned by whoever holds the request lock.
 pub struct Workspace {
@@ -345,17 +58,17 @@ pub fn run<T: Transport, F: Flash, C: Clock, S: System>(
     status.begin();
     let timer = Timer::start(clock, status, opts.timeout_ms, opts.idle_timeout_ms);
     let mut session = Session {
-        flash,
+        image: Image::new(flash, opts.max_len),
         sys,
         status,
         opts,
         timer: &timer,
-        image: Image::NONE,
+        jitter: None,
     };
     let outcome = session.request(net, ws);
     if outcome.is_err() {
         // The image is incomplete or failed a check: never leave it marked good.
-        session.discard();
+        session.image.discard();
     }
     if let Err(e) = outcome {
         let mut line = Line::new();
@@ -373,6 +86,9 @@ enum Verdict {
     Done,
     /// Follow the `Location` found at this range of the receive buffer.
     Redirect(core::ops::Range<usize>),
+    /// The server is overloaded (429, 503): the refusal's outcome, and the
+    /// pause it asked for in seconds (`Retry-After`), if any.
+    Busy(Error, Option<u64>),
     /// The continuation did not match the image begun earlier; it was
     /// discarded and the next connection starts from byte 0.
     Restart,
@@ -384,7 +100,19 @@ struct Exchange<'a> {
     target: &'a Url<'a>,
     port: u16,
     extra_ends_with_crlf: bool,
-    may_redirect: bool,
+    /// What a redirect status leads to.
+    redirects: Redirects,
+}
+
+/// How a redirect status is taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Redirects {
+    /// `max_redirects` is 0: a 3xx is "no update", as in libfota.
+    Off,
+    /// Follow it.
+    Follow,
+    /// The budget is spent: `FOTA_ERR_RESPONSE`.
+    Spent,
 }
 
 /// What https needs: the TLS record buffers and the checked credentials.
@@ -437,50 +165,15 @@ enum Sink {
     Buffer,
 }
 
-/// Longest `ETag` / `Last-Modified` value kept for `If-Range`.
-const VALIDATOR_MAX: usize = 96;
-
-/// The image in the update area, across connections.
-struct Image {
-    /// `init` succeeded and `end` was not called yet.
-    open: bool,
-    /// Bytes written, in order from 0: where a continuation must start.
-    written: u32,
-    /// Length announced by the first response (0: unknown).
-    total: u32,
-    /// The first response's `ETag` (or `Last-Modified`), `validator_len` bytes.
-    validator: [u8; VALIDATOR_MAX],
-    validator_len: usize,
-}
-
-impl Image {
-    const NONE: Image = Image {
-        open: false,
-        written: 0,
-        total: 0,
-        validator: [0; VALIDATOR_MAX],
-        validator_len: 0,
-    };
-
-    fn validator(&self) -> Option<&[u8]> {
-        self.validator
-            .get(..self.validator_len)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Only a body of known length can be continued with a Range request.
-    fn resume_from(&self) -> Option<u32> {
-        (self.open && self.total > 0 && self.written > 0).then_some(self.written)
-    }
-}
-
-struct Session<'s, F, C: Clock, S> {
-    flash: &'s mut F,
+struct Session<'s, F: Flash, C: Clock, S> {
+    image: Image<'s, F>,
     sys: &'s mut S,
     status: &'s Status,
     opts: &'s Options<'s>,
     timer: &'s Timer<'s, C>,
-    image: Image,
+    /// State of the fallback generator of retry pauses (seeded on first
+    /// use when the platform has no random source).
+    jitter: Option<u32>,
 }
 
 /// Failures after which a new connection may succeed.
@@ -493,7 +186,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         // Argument errors before any traffic (and before the method is logged).
         http::check_method(self.opts.method)?;
         let extra_ends_with_crlf = http::check_extra_headers(self.opts.headers)?;
-        let granularity = self.flash.granularity();
+        let granularity = self.image.granularity();
         if granularity > FOTA_WRITE_GRANULARITY_MAX
             || (granularity != 0 && !granularity.is_power_of_two())
         {
@@ -519,6 +212,8 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         let (mut current, mut spare) = (first, second);
         let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
         let mut redirects_left = self.opts.max_redirects;
+        // The scheme of the URL that redirected here (None: the caller's URL).
+        let mut redirected_from = None;
         let mut retries = 0u32;
         loop {
             let text = current
@@ -526,6 +221,16 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 .and_then(|b| core::str::from_utf8(b).ok())
                 .ok_or(Error::Url)?;
             let target = url::parse(text)?;
+            if redirected_from == Some(Scheme::Https)
+                && target.scheme == Scheme::Http
+                && !self.opts.allow_insecure_redirect
+            {
+                self.log(
+                    Level::Error,
+                    &Line::from("redirect from https to http refused: it drops authentication"),
+                );
+                return Err(Error::Tls);
+            }
             if target.scheme == Scheme::Https {
                 secure.check(&mut *self.sys)?;
             }
@@ -535,14 +240,23 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 line.push(text);
                 self.log(Level::Info, &line);
             }
-            let port = target.effective_port(self.opts.port);
+            // `opts.port` is the default port of the caller's URL only, not
+            // of one the server chose.
+            let default_port = match redirected_from {
+                None => self.opts.port,
+                Some(_) => 0,
+            };
             let exchange = Exchange {
                 target: &target,
-                port,
+                port: target.effective_port(default_port),
                 extra_ends_with_crlf,
-                may_redirect: redirects_left > 0,
+                redirects: match (self.opts.max_redirects, redirects_left) {
+                    (0, _) => Redirects::Off,
+                    (_, 0) => Redirects::Spent,
+                    _ => Redirects::Follow,
+                },
             };
-            let failure = match self.connection(net, rx, &mut secure, &exchange) {
+            let (failure, asked_pause) = match self.connection(net, rx, &mut secure, &exchange) {
                 Ok(Verdict::Done) => return Ok(()),
                 Ok(Verdict::Redirect(location)) => {
                     redirects_left = redirects_left.saturating_sub(1);
@@ -551,20 +265,31 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                         .and_then(|b| core::str::from_utf8(b).ok())
                         .ok_or(Error::Response)?;
                     url_len = url::resolve_location(spare, &target, value)?.len();
+                    redirected_from = Some(target.scheme);
                     core::mem::swap(&mut current, &mut spare);
                     continue;
                 }
-                Ok(Verdict::Restart) => Error::Response,
-                Err(e) if retryable(e) => e,
+                Ok(Verdict::Restart) => (Error::Response, None),
+                Ok(Verdict::Busy(e, pause)) => (e, Some(pause)),
+                Err(e) if retryable(e) => (e, None),
                 Err(e) => return Err(e),
             };
             // Out of retries, or out of time for the pause before the next
             // one: the failure that ended the last connection is the answer.
-            if retries >= self.opts.max_retries || !self.backoff_fits(retries + 1)? {
+            if retries >= self.opts.max_retries {
+                return Err(failure);
+            }
+            let pause = match asked_pause {
+                Some(Some(seconds)) => {
+                    u32::try_from(seconds.saturating_mul(1000)).unwrap_or(u32::MAX)
+                }
+                _ => self.jittered_pause(retries + 1),
+            };
+            if pause >= self.timer.left()? {
                 return Err(failure);
             }
             retries += 1;
-            self.status.retries.store(retries, Ordering::Relaxed);
+            self.status.set_retries(retries);
             let mut line = Line::from("retry ");
             line.push_num(retries);
             line.push(" after ");
@@ -574,9 +299,13 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                     .unwrap_or_default(),
             );
             line.push(" at byte ");
-            line.push_num(self.image.written);
+            line.push_num(self.image.written());
+            line.push(" in ");
+            line.push_num(pause);
+            line.push(" ms");
             self.log(Level::Warn, &line);
-            self.backoff(retries)?;
+            self.status.set_state(State::WaitingRetry);
+            self.timer.sleep(pause)?;
         }
     }
 
@@ -640,34 +369,40 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         Err(Error::Url)
     }
 
-    /// The pause before retry number `retry` (from 1): `retry_delay_ms`
-    /// doubled for each earlier retry, at most `FOTA_RETRY_DELAY_MAX_MS`.
-    fn backoff_delay(&self, retry: u32) -> u32 {
+    /// The pause before retry number `retry` (from 1), with full jitter:
+    /// uniformly random from 0 to `retry_delay_ms` doubled for each earlier
+    /// retry (at most `FOTA_RETRY_DELAY_MAX_MS`), so that devices that lost
+    /// the same server do not come back in lockstep.
+    fn jittered_pause(&mut self, retry: u32) -> u32 {
         let doublings = retry.saturating_sub(1).min(16);
-        self.opts
+        let ceiling = self
+            .opts
             .retry_delay_ms
             .saturating_mul(1 << doublings)
-            .min(FOTA_RETRY_DELAY_MAX_MS)
+            .min(FOTA_RETRY_DELAY_MAX_MS);
+        let random = self.random_u32();
+        // u64: the modulo of a 32-bit value by ceiling + 1 cannot overflow.
+        (u64::from(random) % (u64::from(ceiling) + 1)) as u32
     }
 
-    /// Whether the pause before retry `retry` ends before the deadline.
-    fn backoff_fits(&self, retry: u32) -> Result<bool, Error> {
-        let left = self.timer.left()?;
-        Ok(self.backoff_delay(retry) < left)
-    }
-
-    /// Sleeps before retry number `retry`, in abort slices.
-    fn backoff(&mut self, retry: u32) -> Result<(), Error> {
-        self.status.set_state(State::WaitingRetry);
-        let mut delay = self.backoff_delay(retry);
-        while delay > 0 {
-            self.timer.check_abort()?;
-            let slice = delay.min(FOTA_ABORT_SLICE_MS);
-            self.sys.sleep_ms(slice);
-            self.timer.slept(slice);
-            delay -= slice;
+    /// 32 random bits from the platform's random source, or, without one,
+    /// from a xorshift generator seeded with the device id and the clock.
+    fn random_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        if self.sys.random(&mut bytes).is_ok() {
+            return u32::from_le_bytes(bytes);
         }
-        Ok(())
+        let state = self.jitter.get_or_insert_with(|| {
+            let id = self.opts.params.device_id.map_or("", |(_, id)| id);
+            let seed = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            (seed ^ self.timer.now()) | 1
+        });
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
     }
 
     /// Sends the request on the open connection and handles the response.
@@ -681,7 +416,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             target,
             port,
             extra_ends_with_crlf,
-            may_redirect,
+            redirects,
         } = *exchange;
         self.status.set_state(State::Sending);
         let resume_from = self.image.resume_from();
@@ -692,10 +427,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             .and_then(|b| core::str::from_utf8(b).ok())
             .ok_or(Error::Url)?;
         let body = self.opts.body;
-        // A weak ETag may not be used in If-Range (RFC 9110 13.1.5).
-        let if_range = resume_from
-            .and(self.image.validator())
-            .filter(|v| !v.starts_with(b"W/"));
+        let if_range = resume_from.and(self.image.if_range());
         let head_len = http::write_request_head(
             out,
             &http::Request {
@@ -719,20 +451,34 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
 
         self.status.set_state(State::ReceivingHead);
         let (head, filled) = self.read_head(stream, rx)?;
-        self.status
-            .http_status
-            .store(u32::from(head.status), Ordering::Relaxed);
+        self.status.set_http_status(head.status);
         let mut line = Line::from("status ");
         line.push_num(u32::from(head.status));
         self.log(Level::Debug, &line);
         match head.status {
             200 | 206 => self.download(stream, rx, &head, filled, resume_from),
             416 if resume_from.is_some() => {
-                self.discard();
+                self.image.discard();
                 Ok(Verdict::Restart)
             }
-            301 | 302 | 303 | 307 | 308 if may_redirect => {
+            301 | 302 | 303 | 307 | 308 if redirects == Redirects::Follow => {
                 head.location.map(Verdict::Redirect).ok_or(Error::Response)
+            }
+            301 | 302 | 303 | 307 | 308 if redirects == Redirects::Spent => {
+                self.log(Level::Error, &Line::from("too many redirects"));
+                Err(Error::Response)
+            }
+            429 | 503 => {
+                // Read the pause before the body reuses the buffer.
+                let pause = head
+                    .retry_after
+                    .clone()
+                    .and_then(|r| http::retry_after_seconds(rx.get(r)?, self.timer.unix_time()));
+                let refused = self.refusal(stream, rx, &head, filled);
+                match refused {
+                    Error::Aborted => Err(refused),
+                    _ => Ok(Verdict::Busy(refused, pause)),
+                }
             }
             s if s >= 300 => Err(self.refusal(stream, rx, &head, filled)),
             _ => Err(Error::Response),
@@ -786,14 +532,15 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             Framing::Length(n) => Some(n),
             Framing::Chunked | Framing::UntilClose => None,
         };
+        let validator = head.validator.clone().and_then(|r| rx.get(r));
         match (head.status, resume_from) {
             (206, Some(from)) => {
-                if !self.continues_image(rx, head, from, length) {
+                if !self.image.continues(head, validator, from, length) {
                     self.log(
                         Level::Warn,
-                        &Line::from("continuation does not match: restart"),
+                        &Line::from("continuation does not prove the same image: restart"),
                     );
-                    self.discard();
+                    self.image.discard();
                     return Ok(Verdict::Restart);
                 }
             }
@@ -806,82 +553,26 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 if !whole {
                     return Err(Error::Response);
                 }
-                self.begin_image(rx, head, length)?;
+                self.begin_image(validator, length)?;
             }
             // A 200 to a Range request: the server sends the whole image
             // again; never append it to the part already written.
-            _ => self.begin_image(rx, head, length)?,
+            _ => self.begin_image(validator, length)?,
         }
         self.status.set_state(State::Downloading);
         self.body(stream, rx, head, filled, Sink::Flash)?;
-        let complete = match self.image.total {
-            0 => self.image.written > 0,
-            total => self.image.written == total,
-        };
-        if !complete {
+        if !self.image.complete() {
             return Err(Error::Response);
         }
-        self.finish_flash().map(|()| Verdict::Done)
+        self.status.set_state(State::Finishing);
+        self.image.commit(self.timer).map(|()| Verdict::Done)
     }
 
-    /// Whether a 206 answer to `Range: bytes=from-` continues the image
-    /// begun earlier: same start, same total, same validator.
-    fn continues_image(&self, rx: &[u8], head: &Head, from: u32, length: Option<u64>) -> bool {
-        let total = u64::from(self.image.total);
-        let range_ok = matches!(
-            head.content_range,
-            Some(r) if r.first == u64::from(from) && r.total == Some(total) && r.last.checked_add(1) == Some(total)
-        );
-        let length_ok = length.is_none_or(|n| Some(n) == total.checked_sub(u64::from(from)));
-        let validator = head.validator.clone().and_then(|r| rx.get(r));
-        let validator_ok = match (self.image.validator(), validator) {
-            (Some(old), Some(new)) => old == new,
-            _ => true,
-        };
-        range_ok && length_ok && validator_ok
-    }
-
-    /// Starts a new image from byte 0: discards a partial one, checks the
-    /// length against `max_len`, calls `init`, keeps the validator.
-    fn begin_image(&mut self, rx: &[u8], head: &Head, length: Option<u64>) -> Result<(), Error> {
-        self.discard();
-        let total = match length {
-            Some(n) => {
-                let n = u32::try_from(n).map_err(|_| Error::TooLarge)?;
-                if self.opts.max_len != 0 && n > self.opts.max_len {
-                    return Err(Error::TooLarge);
-                }
-                n
-            }
-            None => 0,
-        };
-        self.flash.init(total).map_err(|_| Error::Flash)?;
-        self.image.open = true;
-        self.image.total = total;
-        let validator = head.validator.clone().and_then(|r| rx.get(r));
-        match validator.filter(|v| v.len() <= VALIDATOR_MAX) {
-            Some(v) => {
-                self.image.validator_len = v.len();
-                self.image
-                    .validator
-                    .iter_mut()
-                    .zip(v)
-                    .for_each(|(slot, &b)| *slot = b);
-            }
-            None => self.image.validator_len = 0,
-        }
-        self.status.total.store(total, Ordering::Relaxed);
-        self.status.written.store(0, Ordering::Relaxed);
+    /// Starts a new image from byte 0 (see [`Image::begin`]).
+    fn begin_image(&mut self, validator: Option<&[u8]>, length: Option<u64>) -> Result<(), Error> {
+        let total = self.image.begin(validator, length)?;
+        self.status.set_image(total);
         Ok(())
-    }
-
-    /// Ends an open image with `end(false)` and forgets it (the progress
-    /// figures stay, to show how far the request got).
-    fn discard(&mut self) {
-        if self.image.open {
-            let _ = self.flash.end(false);
-        }
-        self.image = Image::NONE;
     }
 
     /// Reads a refusal body and turns it into the request's outcome.
@@ -901,7 +592,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         let body = rx.get(..kept).unwrap_or_default();
         match http::platform_code(body) {
             Some(code) => {
-                self.status.platform_code.store(code, Ordering::Relaxed);
+                self.status.set_platform_code(code);
                 let mut line = Line::from("platform code ");
                 if code < 0 {
                     line.push("-");
@@ -931,7 +622,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         filled: usize,
         sink: Sink,
     ) -> Result<usize, Error> {
-        let granularity = self.flash.granularity() as usize;
+        let granularity = self.image.granularity() as usize;
         let mut remaining = match head.framing {
             Framing::Length(n) => n,
             Framing::None => 0,
@@ -1000,52 +691,27 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             if free.is_empty() {
                 return Err(Error::Response);
             }
-            match self.timer.receive(stream, free, &mut idle)? {
-                Some(n) => end += n,
-                None if head.framing == Framing::UntilClose || sink == Sink::Buffer => ended = true,
-                None => return Err(Error::Disconnected),
+            match self.timer.receive(stream, free, &mut idle) {
+                Ok(Some(n)) => end += n,
+                Ok(None) if head.framing == Framing::UntilClose || sink == Sink::Buffer => {
+                    ended = true
+                }
+                Ok(None) => return Err(Error::Disconnected),
+                // A refusal on a connection that stays open: what arrived is
+                // all there is to read.
+                Err(Error::Timeout | Error::Disconnected) if sink == Sink::Buffer => ended = true,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Appends one run of body bytes to the image, within `max_len` and
-    /// within the length `init` was given (a continuation framed by chunks
-    /// or by the close can carry more than its `Content-Range` announced).
+    /// Appends one run of body bytes to the image and reports progress.
     fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        let offset = self.image.written;
-        let next = u32::try_from(data.len())
-            .ok()
-            .and_then(|n| offset.checked_add(n))
-            .ok_or(Error::TooLarge)?;
-        if self.opts.max_len != 0 && next > self.opts.max_len {
-            return Err(Error::TooLarge);
-        }
-        if self.image.total != 0 && next > self.image.total {
-            return Err(Error::Response);
-        }
         self.timer.check_abort()?;
-        self.flash.write(offset, data).map_err(|_| Error::Flash)?;
-        self.image.written = next;
-        self.status.written.store(next, Ordering::Relaxed);
-        let total = self.status.total.load(Ordering::Relaxed);
-        self.sys.progress(next, total);
+        let written = self.image.write(data)?;
+        self.status.set_written(written);
+        self.sys.progress(written, self.status.total());
         Ok(())
-    }
-
-    /// Polls `done()` until the flash is finished, then commits.
-    fn finish_flash(&mut self) -> Result<(), Error> {
-        self.status.set_state(State::Finishing);
-        loop {
-            self.timer.check_abort()?;
-            if self.flash.done().map_err(|_| Error::Flash)? {
-                break;
-            }
-            self.timer.left()?;
-            self.sys.sleep_ms(FOTA_DONE_POLL_MS);
-            self.timer.slept(FOTA_DONE_POLL_MS);
-        }
-        self.image.open = false;
-        self.flash.end(true).map_err(|_| Error::Flash)
     }
 
     fn log(&mut self, level: Level, line: &Line) {
@@ -1066,50 +732,6 @@ fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dest: usize) {
 const PLATFORM_ALREADY_NEWEST: i32 = 27;
 /// Room for the `Host` header value: a 253-byte name, brackets and a port.
 const HOST_MAX: usize = 272;
-
-/// A log line assembled without `core::fmt`, truncated at its capacity.
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Self {
-        Line {
-            buf: [0; 160],
-            len: 0,
-        }
-    }
-
-    fn from(text: &str) -> Self {
-        let mut line = Line::new();
-        line.push(text);
-        line
-    }
-
-    fn push(&mut self, text: &str) {
-        for (slot, byte) in self.buf.iter_mut().skip(self.len).zip(text.bytes()) {
-            *slot = byte;
-            self.len += 1;
-        }
-    }
-
-    fn push_num(&mut self, n: u32) {
-        self.push(decimal(n, &mut [0; U32_DIGITS]));
-    }
-
-    fn as_str(&self) -> &str {
-        let bytes = self.buf.get(..self.len).unwrap_or_default();
-        match core::str::from_utf8(bytes) {
-            Ok(s) => s,
-            // Truncation split a UTF-8 sequence: keep the valid prefix.
-            Err(e) => bytes
-                .get(..e.valid_up_to())
-                .and_then(|b| core::str::from_utf8(b).ok())
-                .unwrap_or_default(),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,10 @@
 
 use core::cell::Cell;
 
+use crate::hooks::{Clock, Received, Stream};
+use crate::options::{FOTA_ABORT_SLICE_MS, FOTA_IDLE_POLL_MS};
 use crate::result::Error;
-use crate::session::{Clock, Received, Status, Stream, FOTA_ABORT_SLICE_MS};
+use crate::status::Status;
 
 /// The limits of one request.
 pub(crate) struct Timer<'a, C: Clock> {
@@ -61,9 +63,26 @@ impl<'a, C: Clock> Timer<'a, C> {
         Ok(self.left()?.min(self.idle_timeout_ms))
     }
 
-    /// Records `ms` spent sleeping.
-    pub(crate) fn slept(&self, ms: u32) {
+    /// Records `ms` spent waiting.
+    fn spent(&self, ms: u32) {
         self.spent_ms.set(self.spent_ms.get().saturating_add(ms));
+    }
+
+    /// Sleeps `ms` in abort slices, within the deadline.
+    pub(crate) fn sleep(&self, mut ms: u32) -> Result<(), Error> {
+        while ms > 0 {
+            self.check_abort()?;
+            let slice = ms.min(FOTA_ABORT_SLICE_MS).min(self.left()?);
+            self.clock.sleep_ms(slice);
+            self.spent(slice);
+            ms -= slice;
+        }
+        Ok(())
+    }
+
+    /// The date (the request's own hook): certificate validity, `Retry-After` dates.
+    pub(crate) fn unix_time(&self) -> Option<u64> {
+        self.clock.unix_time()
     }
 
     pub(crate) fn check_abort(&self) -> Result<(), Error> {
@@ -98,10 +117,28 @@ impl<'a, C: Clock> Timer<'a, C> {
         }
     }
 
-    /// Records a wait of `ms` that ended with nothing done.
-    pub(crate) fn waited(&self, idle: &mut Idle, ms: u32) {
-        idle.waited_ms = idle.waited_ms.saturating_add(ms);
-        self.slept(ms);
+    /// Charges a wait of up to `wait` ms that began at `began` and ended
+    /// with nothing moved. The clock says how long it took: a hook may give
+    /// up sooner than its timeout (a non-blocking socket), and then the task
+    /// pauses `FOTA_IDLE_POLL_MS` rather than spin. Only when the clock has
+    /// not moved at all, even over that pause, is the whole slice charged,
+    /// so that a stuck clock still ends in a timeout.
+    pub(crate) fn waited(&self, idle: &mut Idle, began: u32, wait: u32) {
+        let mut took = self.clock.now_ms().wrapping_sub(began);
+        let mut slept = 0;
+        if took < wait {
+            slept = FOTA_IDLE_POLL_MS.min(wait - took);
+            self.clock.sleep_ms(slept);
+            took = self.clock.now_ms().wrapping_sub(began);
+        }
+        let charged = if took == 0 { wait } else { took.max(slept) };
+        idle.waited_ms = idle.waited_ms.saturating_add(charged);
+        self.spent(charged);
+    }
+
+    /// The clock, read before a wait is handed to [`Timer::waited`].
+    pub(crate) fn now(&self) -> u32 {
+        self.clock.now_ms()
     }
 
     /// Sends all of `data`, waiting in slices.
@@ -113,8 +150,9 @@ impl<'a, C: Clock> Timer<'a, C> {
         let mut idle = self.idle();
         while !data.is_empty() {
             let wait = self.wait(&idle)?;
+            let began = self.now();
             match stream.send(data, wait)? {
-                0 => self.waited(&mut idle, wait),
+                0 => self.waited(&mut idle, began, wait),
                 n => {
                     data = data.get(n..).ok_or(Error::Disconnected)?;
                     idle = self.idle();
@@ -134,12 +172,13 @@ impl<'a, C: Clock> Timer<'a, C> {
     ) -> Result<Option<usize>, Error> {
         loop {
             let wait = self.wait(idle)?;
+            let began = self.now();
             match stream.recv(buf, wait)? {
                 Received::Data(n) => {
                     *idle = self.idle();
                     return Ok(Some(n));
                 }
-                Received::Idle => self.waited(idle, wait),
+                Received::Idle => self.waited(idle, began, wait),
                 Received::Closed => return Ok(None),
             }
         }

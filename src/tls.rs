@@ -20,9 +20,11 @@ use embedded_tls::pki::CertVerifier;
 use embedded_tls::SignatureScheme;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::cert::{self, FOTA_TLS_MAX_CAS};
+use crate::cert;
+use crate::hooks::{Clock, Received, Stream, System, Transport};
+use crate::options::TlsOptions;
+use crate::pem::{self, FOTA_TLS_MAX_CAS};
 use crate::result::Error;
-use crate::session::{Clock, Received, Stream, System, TlsOptions, Transport};
 use crate::timer::{Idle, Timer};
 
 /// Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
@@ -118,7 +120,7 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     };
     let mut rest: &'a mut [u8] = store;
     if !opts.server_cert.is_empty() {
-        let decoded = cert::decode(opts.server_cert, b"CERTIFICATE", rest)?;
+        let decoded = pem::decode(opts.server_cert, b"CERTIFICATE", rest)?;
         let (cas, tail) = rest.split_at_mut(decoded.used);
         rest = tail;
         let cas: &'a [u8] = cas;
@@ -135,12 +137,12 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
     match (opts.client_cert.is_empty(), opts.client_key.is_empty()) {
         (true, true) => {}
         (false, false) => {
-            let decoded = cert::decode(opts.client_cert, b"CERTIFICATE", rest)?;
+            let decoded = pem::decode(opts.client_cert, b"CERTIFICATE", rest)?;
             let (certificate, tail) = rest.split_at_mut(decoded.used);
-            let decoded_key = cert::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
+            let decoded_key = pem::decode(opts.client_key, b"EC PRIVATE KEY", tail)?;
             let certificate: &'a [u8] = certificate;
             let key: &'a [u8] = tail;
-            let first = |d: &cert::Decoded, b: &'a [u8]| {
+            let first = |d: &pem::Decoded, b: &'a [u8]| {
                 d.objects
                     .first()
                     .and_then(|r| b.get(r.clone()))
@@ -302,6 +304,7 @@ pub(crate) fn open<'a, T: Transport, C: Clock, S: System>(
         verifier: (!creds.insecure).then_some(&mut verifier),
         client: creds.client,
     };
+    *HANDSHAKE_TIME.lock() = timer.unix_time();
     io.boundary.set(false);
     io.failure.set(None);
     let socket = Socket {
@@ -358,12 +361,17 @@ impl<S: System> RngCore for HookRng<'_, S> {
 
 impl<S: System> CryptoRng for HookRng<'_, S> {}
 
-/// The clock of the certificate validity check: [`Clock::unix_time`].
+/// The date of the handshake under way, read from the request's own clock
+/// hook when it starts: embedded-tls asks for the time without a handle, and
+/// a global hook table could be changed by `fota_init()` meanwhile.
+static HANDSHAKE_TIME: spin::Mutex<Option<u64>> = spin::Mutex::new(None);
+
+/// The clock of the certificate validity check: [`HANDSHAKE_TIME`].
 struct ValidityClock<C>(PhantomData<C>);
 
 impl<C: Clock> TlsClock for ValidityClock<C> {
     fn now() -> Option<u64> {
-        C::unix_time()
+        *HANDSHAKE_TIME.lock()
     }
 }
 

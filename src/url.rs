@@ -250,20 +250,25 @@ pub fn compose<'o>(
     w.into_str()
 }
 
-/// Resolves a `Location` header value against the URL it came from, into `out`; returns the absolute URL.
+/// Resolves a `Location` header value against the URL it came from, into
+/// `out`; returns the absolute URL (RFC 3986 section 5.2).
 ///
-/// - `http://...` / `https://...` (any case): copied as is.
-/// - `//host/...`: the base scheme, ':', then the location.
+/// - a reference with a scheme (`name:`, RFC 3986 3.1) is absolute: `http`
+///   and `https` (any case) are kept, every other scheme (`ftp:`, `file:`,
+///   `data:` ...) is `Error::Url`;
+/// - `//host/...`: the base scheme, ':', then the location;
 /// - `/path`: the base origin (host bracketed when IPv6, `:port` when the
-///   base has one), then the location.
-/// - `?query`: the base path (without its query), then the location.
-/// - `#fragment`: the base target, then the location.
+///   base has one), then the location;
+/// - `?query`: the base path (without its query), then the location;
+/// - `#fragment`: the base target, then the location;
 /// - anything else (`img.bin`, `../x`): the base target up to and including
-///   the last '/' of its path, then the location. Dot segments are not
-///   normalised: servers resolve them, and they cannot escape the host.
+///   the last '/' of its path, then the location.
+///
+/// Dot segments (`.`, `..`) of the resulting path are removed (RFC 3986
+/// 5.2.4); `..` never climbs above the root.
 ///
 /// An empty location, or a result longer than `out`, is `Error::Url`. The
-/// result is not validated (callers [`parse`] it).
+/// result is not validated otherwise (callers [`parse`] it).
 pub fn resolve_location<'o>(
     out: &'o mut [u8],
     base: &Url<'_>,
@@ -275,6 +280,8 @@ pub fn resolve_location<'o>(
     let mut w = Writer::new(out);
     if split_scheme(location).is_some() {
         w.push_str(location)?;
+    } else if has_other_scheme(location) {
+        return Err(Error::Url);
     } else if location.starts_with("//") {
         w.push_str(base.scheme.name())?;
         w.push(b":")?;
@@ -298,7 +305,59 @@ pub fn resolve_location<'o>(
         w.push_str(prefix)?;
         w.push_str(location)?;
     }
+    w.remove_dot_segments();
     w.into_str()
+}
+
+/// True when `reference` starts with a scheme other than http/https:
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"` (RFC 3986 3.1).
+fn has_other_scheme(reference: &str) -> bool {
+    let Some((name, _)) = reference.split_once(':') else {
+        return false;
+    };
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Removes the dot segments of the absolute path `path[..len]` in place
+/// (RFC 3986 5.2.4) and returns its new length; the output is never longer.
+fn remove_dot_segments(path: &mut [u8], len: usize) -> usize {
+    let mut out = 0;
+    let mut i = 0;
+    while i < len {
+        // path[i] is the '/' that starts a segment.
+        let start = i + 1;
+        let end = path
+            .get(start..len)
+            .and_then(|rest| rest.iter().position(|&b| b == b'/'))
+            .map_or(len, |p| start + p);
+        let last = end == len;
+        match path.get(start..end) {
+            Some(b".") => {}
+            Some(b"..") => {
+                out = path
+                    .get(..out)
+                    .and_then(|kept| kept.iter().rposition(|&b| b == b'/'))
+                    .unwrap_or(0);
+            }
+            _ => {
+                path.copy_within(i..end, out);
+                out += end - i;
+                i = end;
+                continue;
+            }
+        }
+        if last {
+            // "/a/." and "/a/.." end in a directory: keep its '/'.
+            if let Some(slot) = path.get_mut(out) {
+                *slot = b'/';
+                out += 1;
+            }
+        }
+        i = end;
+    }
+    out
 }
 
 /// Bytes allowed anywhere in a URL: printable ASCII without space.
@@ -454,6 +513,42 @@ impl<'o> Writer<'o> {
 
     /// The text written so far. Every piece came from a `&str` or is ASCII,
     /// so the check cannot fail; it stands in for `unsafe`.
+    /// Removes the dot segments of the path of the absolute URL written so
+    /// far (between the authority and the query or fragment).
+    fn remove_dot_segments(&mut self) {
+        let Some(written) = self.buf.get_mut(..self.len) else {
+            return;
+        };
+        let after_scheme = written
+            .windows(3)
+            .position(|w| w == b"://")
+            .map_or(0, |p| p + 3);
+        let Some(rest) = written.get(after_scheme..) else {
+            return;
+        };
+        let path_start = after_scheme
+            + rest
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(rest.len());
+        let Some(tail) = written.get_mut(path_start..) else {
+            return;
+        };
+        let path_len = tail
+            .iter()
+            .position(|&b| matches!(b, b'?' | b'#'))
+            .unwrap_or(tail.len());
+        if tail.first() != Some(&b'/') {
+            return;
+        }
+        let new_len = remove_dot_segments(tail, path_len);
+        if new_len < path_len {
+            let total = tail.len();
+            tail.copy_within(path_len..total, new_len);
+            self.len -= path_len - new_len;
+        }
+    }
+
     fn into_str(self) -> Result<&'o str, Error> {
         let buf: &'o [u8] = self.buf;
         let written = buf.get(..self.len).ok_or(Error::Url)?;
@@ -1075,7 +1170,7 @@ mod tests {
         assert_eq!(resolve("http://a", "img.bin").unwrap(), "http://a/img.bin");
         assert_eq!(
             resolve("http://a:81/fw/app", "../x").unwrap(),
-            "http://a:81/fw/../x"
+            "http://a:81/x"
         );
         assert_eq!(
             resolve("http://a/fw/app?old", "?new").unwrap(),
@@ -1089,6 +1184,61 @@ mod tests {
         let odd = url(Scheme::Http, "a", None, "");
         let mut out = [0u8; 64];
         assert_eq!(resolve_location(&mut out, &odd, "x").unwrap(), "http://a/x");
+    }
+
+    #[test]
+    fn resolve_refuses_other_schemes() {
+        // A reference with a scheme is absolute (RFC 3986 4.3), never a path.
+        for location in [
+            "ftp://host/x",
+            "file:///etc/passwd",
+            "data:,x",
+            "FTP://h/x",
+            "a+b.c-d:x",
+        ] {
+            assert_eq!(
+                resolve("http://a/dir/b", location),
+                Err(Error::Url),
+                "{location}"
+            );
+        }
+        // A colon after a '/' or in the query is a path, not a scheme.
+        assert_eq!(
+            resolve("http://a/dir/b", "./x:y").unwrap(),
+            "http://a/dir/x:y"
+        );
+        assert_eq!(
+            resolve("http://a/dir/b", "?u=ftp://h").unwrap(),
+            "http://a/dir/b?u=ftp://h"
+        );
+    }
+
+    #[test]
+    fn resolve_removes_dot_segments() {
+        let cases = [
+            ("http://a/b/c/d;p?q", "../g", "http://a/b/g"),
+            ("http://a/b/c/d;p?q", "../../g", "http://a/g"),
+            ("http://a/b/c/d;p?q", "../../../../g", "http://a/g"),
+            ("http://a/b/c/d;p?q", "./g", "http://a/b/c/g"),
+            ("http://a/b/c/d;p?q", ".", "http://a/b/c/"),
+            ("http://a/b/c/d;p?q", "..", "http://a/b/"),
+            ("http://a/b/c/d;p?q", "/./g", "http://a/g"),
+            (
+                "http://a/b/c/d;p?q",
+                "g/../h?x=/../y",
+                "http://a/b/c/h?x=/../y",
+            ),
+            ("http://a:81/fw/app", "../x", "http://a:81/x"),
+            ("http://a/b", "https://c/x/./y/../z", "https://c/x/z"),
+            ("http://a/b", "//c/../../x", "http://c/x"),
+        ];
+        for (base, location, want) in cases {
+            assert_eq!(
+                resolve(base, location).unwrap(),
+                want,
+                "{base} + {location}"
+            );
+        }
     }
 
     #[test]

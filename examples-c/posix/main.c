@@ -341,6 +341,21 @@ static void usage(FILE *out, const char *prog)
         "  --project-key K       platform project key (sent as project_key=)\n"
         "  --imei ID             device id (sent as imei=)\n"
         "  --firmware-name NAME  firmware name (sent as firmware_name=)\n"
+        "  --mac ID, --uid ID    device id sent as mac= or uid= (instead of imei=)\n"
+        "  --port N              port when the URL names none (default: 80/443);\n"
+        "                        not applied to a URL a redirect leads to\n"
+        "  --max-redirects N     follow up to N redirects (default: 0 = a 3xx means\n"
+        "                        \"no update\", 6, as in libfota; one more is 4)\n"
+        "  --allow-insecure-redirect\n"
+        "                        follow a redirect from https to http (default:\n"
+        "                        refused with 11: it drops the server's\n"
+        "                        authentication)\n"
+        "  --method M            request method (default: GET)\n"
+        "  --header 'Name: value'\n"
+        "                        extra request header; may be repeated\n"
+        "  --body-file FILE      request body (sent with Content-Length)\n"
+        "  --no-show-url         keep the URL (device parameters) out of the\n"
+        "                        --verbose log\n"
         "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
         "                        `abort latency: <ms> ms` (signal to result)\n"
         "  --discard             keep nothing: the flash hooks drop every byte\n"
@@ -399,6 +414,16 @@ typedef struct {
     const char *project_key;
     const char *imei;
     const char *firmware_name;
+    const char *mac;
+    const char *uid;
+    const char *method;
+    const char *body_file;
+    char headers[4096]; /* "Name: value" lines joined with CRLF */
+    size_t headers_len;
+    bool hide_url;
+    bool allow_insecure_redirect;
+    uint32_t port;
+    uint32_t max_redirects;
     uint32_t max_len;
     uint32_t timeout_ms;
     uint32_t retries;
@@ -429,6 +454,7 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         "--out", "--max-len", "--timeout", "--retries", "--retry-delay", "--idle-timeout",
         "--ca", "--client-cert", "--client-key", "--max-fragment",
         "--version", "--project-key", "--imei", "--firmware-name",
+        "--mac", "--uid", "--port", "--max-redirects", "--method", "--header", "--body-file",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -463,6 +489,14 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         }
         if (strcmp(arg, "--stack-report") == 0) {
             a->stack_report = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-show-url") == 0) {
+            a->hide_url = true;
+            continue;
+        }
+        if (strcmp(arg, "--allow-insecure-redirect") == 0) {
+            a->allow_insecure_redirect = true;
             continue;
         }
         /* --flag VALUE or --flag=VALUE */
@@ -515,6 +549,28 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             a->imei = value;
         } else if (strcmp(name, "--firmware-name") == 0) {
             a->firmware_name = value;
+        } else if (strcmp(name, "--mac") == 0) {
+            a->mac = value;
+        } else if (strcmp(name, "--uid") == 0) {
+            a->uid = value;
+        } else if (strcmp(name, "--port") == 0) {
+            ok = parse_u32(value, &a->port) && a->port <= UINT16_MAX;
+        } else if (strcmp(name, "--max-redirects") == 0) {
+            ok = parse_u32(value, &a->max_redirects) && a->max_redirects <= UINT8_MAX;
+        } else if (strcmp(name, "--method") == 0) {
+            a->method = value;
+        } else if (strcmp(name, "--body-file") == 0) {
+            a->body_file = value;
+        } else if (strcmp(name, "--header") == 0) {
+            /* fota checks the lines (no bare CR/LF: 14); here only the room. */
+            size_t n = strlen(value);
+            size_t sep = a->headers_len > 0 ? 2 : 0;
+            ok = a->headers_len + sep + n < sizeof a->headers;
+            if (ok) {
+                memcpy(a->headers + a->headers_len, "\r\n", sep);
+                memcpy(a->headers + a->headers_len + sep, value, n + 1);
+                a->headers_len += sep + n;
+            }
         }
         if (!ok) {
             fprintf(stderr, "fota-posix: bad value for %s: '%s'\n", name, value);
@@ -654,6 +710,7 @@ int main(int argc, char **argv)
         { "--ca", args.ca, NULL, 0 },
         { "--client-cert", args.client_cert, NULL, 0 },
         { "--client-key", args.client_key, NULL, 0 },
+        { "--body-file", args.body_file, NULL, 0 },
     };
     enum { N_FILES = sizeof files / sizeof files[0] };
     for (size_t k = 0; k < N_FILES; k++) {
@@ -712,6 +769,17 @@ int main(int argc, char **argv)
     opts.project_key = args.project_key;
     opts.imei = args.imei;
     opts.firmware_name = args.firmware_name;
+    opts.mac = args.mac;
+    opts.uid = args.uid;
+    opts.port = (uint16_t)args.port;
+    opts.max_redirects = (uint8_t)args.max_redirects;
+    opts.allow_insecure_redirect = args.allow_insecure_redirect;
+    if (args.method != NULL) {
+        opts.method = args.method;
+    }
+    opts.headers = args.headers_len > 0 ? args.headers : NULL;
+    opts.body = files[3].data;
+    opts.body_len = files[3].len;
     opts.timeout_ms = args.timeout_ms; /* 0: FOTA_DEFAULT_TIMEOUT_MS */
     opts.max_retries = args.retries;
     opts.retry_delay_ms = args.retry_delay_ms;   /* 0: FOTA_DEFAULT_RETRY_DELAY_MS */
@@ -725,7 +793,7 @@ int main(int argc, char **argv)
     opts.tls_insecure = args.insecure;
     opts.tls_max_fragment = (uint16_t)args.max_fragment;
     opts.storage.max_len = args.max_len;
-    opts.show_url = verbose;
+    opts.show_url = verbose && !args.hide_url;
     opts.progress_cb = on_progress;
     opts.progress_user = &progress;
 

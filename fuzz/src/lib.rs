@@ -17,12 +17,12 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use fota::hooks::{Clock, Flash, Level, Received, Stream, System, Transport};
 use fota::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
+use fota::options::{Options, FOTA_RX_BUF};
 use fota::result::{self, Error};
-use fota::session::{
-    self, Clock, Flash, Level, Options, Received, Status, Stream, System, Transport, Workspace,
-    FOTA_RX_BUF,
-};
+use fota::session::{self, Workspace};
+use fota::status::Status;
 use fota::url::{self, DeviceIdKind, DeviceParams, Scheme, FOTA_URL_MAX, PLATFORM_URL};
 
 // ---------------------------------------------------------------------------
@@ -691,6 +691,9 @@ impl Clock for FuzzClock {
         self.time.set(self.time.get().wrapping_add(1));
         self.time.get()
     }
+    fn sleep_ms(&self, ms: u32) {
+        self.time.set(self.time.get().wrapping_add(ms));
+    }
 }
 
 /// The scripted transport: responses and a control stream from the input.
@@ -950,9 +953,6 @@ impl System for FuzzSys {
         buf.fill(0x5a);
         Ok(())
     }
-    fn sleep_ms(&mut self, ms: u32) {
-        self.time.set(self.time.get().wrapping_add(ms));
-    }
     fn log(&mut self, _level: Level, msg: &str) {
         assert!(!msg.contains(['\r', '\n']), "log line with a line end");
     }
@@ -1120,7 +1120,7 @@ pub fn check_session(data: &[u8]) -> i32 {
     // A valid code; the status is idle again.
     let code = result::code(outcome);
     assert!((0..=15).contains(&code), "code {code}");
-    assert_eq!(status.snapshot().state, session::State::Idle as u32);
+    assert_eq!(status.snapshot().state, fota::status::State::Idle as u32);
     assert!(
         !matches!(
             outcome,

@@ -1,13 +1,15 @@
 //! Session tests over a scripted transport, a NOR-like RAM flash and a fake
 //! clock shared by both.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::string::String;
 use std::vec::Vec;
 
 use super::*;
-use crate::url::DeviceIdKind;
+use crate::hooks::Received;
+use crate::options::{FOTA_ABORT_SLICE_MS, FOTA_IDLE_POLL_MS};
+use crate::url::{DeviceIdKind, DeviceParams};
 
 /// Milliseconds, shared by the transport (which "waits") and the system.
 type Time = Rc<Cell<u32>>;
@@ -62,6 +64,8 @@ struct ScriptNet {
     connects: Vec<(String, u16)>,
     requests: Vec<Vec<u8>>,
     closes: usize,
+    /// A non-blocking socket: "nothing yet" at once, whatever the timeout.
+    instant_idle: bool,
 }
 
 impl ScriptNet {
@@ -76,6 +80,7 @@ impl ScriptNet {
             connects: Vec::new(),
             requests: Vec::new(),
             closes: 0,
+            instant_idle: false,
         }
     }
 
@@ -139,6 +144,9 @@ impl Stream for ScriptNet {
             let now = self.time.get();
             let due = *self.ready_at.get_or_insert(now.wrapping_add(c.delay_ms));
             let wait = due.wrapping_sub(now);
+            if self.instant_idle && wait > 0 && wait < u32::MAX / 2 {
+                return Ok(Received::Idle);
+            }
             if wait > timeout_ms && wait < u32::MAX / 2 {
                 self.time.set(now.wrapping_add(timeout_ms));
                 return Ok(Received::Idle);
@@ -278,7 +286,10 @@ struct FakeSys {
     /// Milliseconds each clock read advances (0: a stuck clock).
     tick: u32,
     logs: Vec<(Level, String)>,
-    sleeps: Vec<u32>,
+    /// Every sleep of the clock, shared with it.
+    sleeps: Rc<RefCell<Vec<u32>>>,
+    /// Seed of the random source; `None`: the platform has none.
+    random: Option<u64>,
     progress: Vec<(u32, u32)>,
     /// Raise the abort flag at this progress call.
     abort_at: Option<usize>,
@@ -291,7 +302,8 @@ impl FakeSys {
             time: time.clone(),
             tick: 1,
             logs: Vec::new(),
-            sleeps: Vec::new(),
+            sleeps: Rc::default(),
+            random: Some(0x5A5A_5A5A),
             progress: Vec::new(),
             abort_at: None,
             status: None,
@@ -303,6 +315,19 @@ impl FakeSys {
 struct FakeClock {
     time: Time,
     tick: u32,
+    sleeps: Rc<RefCell<Vec<u32>>>,
+    unix_time: Option<u64>,
+}
+
+impl FakeClock {
+    fn of(sys: &FakeSys) -> Self {
+        FakeClock {
+            time: sys.time.clone(),
+            tick: sys.tick,
+            sleeps: sys.sleeps.clone(),
+            unix_time: None,
+        }
+    }
 }
 
 impl Clock for FakeClock {
@@ -310,14 +335,18 @@ impl Clock for FakeClock {
         self.time.set(self.time.get().wrapping_add(self.tick));
         self.time.get()
     }
-}
 
-impl System for FakeSys {
-    fn sleep_ms(&mut self, ms: u32) {
-        self.sleeps.push(ms);
+    fn sleep_ms(&self, ms: u32) {
+        self.sleeps.borrow_mut().push(ms);
         self.time.set(self.time.get().wrapping_add(ms));
     }
 
+    fn unix_time(&self) -> Option<u64> {
+        self.unix_time
+    }
+}
+
+impl System for FakeSys {
     fn log(&mut self, level: Level, msg: &str) {
         self.logs.push((level, msg.into()));
     }
@@ -330,7 +359,14 @@ impl System for FakeSys {
     }
 
     fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-        buf.fill(0x5A);
+        let seed = self.random.as_mut().ok_or(Error::InvalidArg)?;
+        for b in buf {
+            // xorshift64: a repeatable source per seed.
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *b = *seed as u8;
+        }
         Ok(())
     }
 }
@@ -368,10 +404,7 @@ fn run_with(
     sys.status = Some(status);
     setup(&mut net, &mut flash, &mut sys);
     let mut ws = Box::new(Workspace::new());
-    let clock = FakeClock {
-        time: time.clone(),
-        tick: sys.tick,
-    };
+    let clock = FakeClock::of(&sys);
     let result = super::run(&mut ws, &mut net, &mut flash, &clock, &mut sys, status, o);
     // Invariants of every request.
     assert_eq!(
@@ -812,12 +845,12 @@ fn redirects_are_followed_when_allowed() {
 }
 
 #[test]
-fn redirect_budget_ends_in_no_update() {
+fn redirect_budget_spent_is_a_bad_response() {
     let mut o = opts(URL);
     o.max_redirects = 1;
     let hop = conn(b"HTTP/1.1 307 Again\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
     let r = run(&o, vec![hop.clone(), hop.clone(), hop]);
-    assert_eq!(r.result, Err(Error::NoUpdate));
+    assert_eq!(r.result, Err(Error::Response));
     assert_eq!(r.net.connects.len(), 2);
     let r = run(
         &o,
@@ -1149,24 +1182,20 @@ fn continuation_is_never_written_past_its_total() {
 }
 
 #[test]
-fn weak_etag_is_not_sent_as_if_range() {
+fn a_weak_etag_cannot_prove_a_continuation() {
+    // A weak ETag may not be sent in If-Range (RFC 9110 13.1.5), and equal
+    // weak ETags do not promise equal bytes: the image starts again.
     let img = image(10_000);
     let full = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\nETag: W/\"w1\"\r\n\r\n".to_vec();
     let mut first = full.clone();
     first.extend_from_slice(&img[..4000]);
-    let r = run(
-        &retrying(1),
-        vec![
-            conn(&first),
-            conn(&response_206(&img, 4000, 10_000, "W/\"w1\"")),
-        ],
-    );
+    let mut again = full.clone();
+    again.extend_from_slice(&img);
+    let r = run(&retrying(1), vec![conn(&first), conn(&again)]);
     assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.image(), &img[..]);
     let second = r.net.request_text(1);
-    assert!(
-        second.contains("Range: bytes=4000-") && !second.contains("If-Range"),
-        "{second}"
-    );
+    assert!(!second.contains("Range"), "{second}");
 }
 
 #[test]
@@ -1234,17 +1263,139 @@ fn errors_a_new_connection_cannot_cure_are_not_retried() {
     assert_eq!(r.net.connects.len(), 1);
 }
 
+/// The pauses between connects: the sleeps of each wait added up.
+fn pauses(r: &Run) -> Vec<u32> {
+    let logs: Vec<u32> = r
+        .sys
+        .logs
+        .iter()
+        .filter_map(|(_, l)| {
+            l.strip_prefix("retry ")?
+                .split(" in ")
+                .nth(1)?
+                .strip_suffix(" ms")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let slept: u32 = r.sys.sleeps.borrow().iter().sum();
+    assert_eq!(slept, logs.iter().sum::<u32>(), "every pause is slept");
+    assert!(r
+        .sys
+        .sleeps
+        .borrow()
+        .iter()
+        .all(|&s| s <= FOTA_ABORT_SLICE_MS));
+    logs
+}
+
 #[test]
-fn backoff_doubles_up_to_the_cap() {
-    let mut o = retrying(7);
-    o.retry_delay_ms = 5000;
-    o.timeout_ms = 1_000_000;
-    let r = run_with(&o, vec![], |n, _, _| n.refuse = true);
-    assert_eq!(r.result, Err(Error::Connect));
-    // Sleeps are cut into abort slices; add them up between connects.
-    let total: u32 = r.sys.sleeps.iter().sum();
-    assert_eq!(total, 5000 + 10_000 + 20_000 + 30_000 * 4);
-    assert!(r.sys.sleeps.iter().all(|&s| s <= FOTA_ABORT_SLICE_MS));
+fn backoff_is_full_jitter_under_a_doubling_ceiling() {
+    for random in [Some(7), Some(99), None] {
+        let mut o = retrying(7);
+        o.retry_delay_ms = 5000;
+        o.timeout_ms = 1_000_000;
+        let r = run_with(&o, vec![], |n, _, s| {
+            n.refuse = true;
+            s.random = random;
+        });
+        assert_eq!(r.result, Err(Error::Connect));
+        let pauses = pauses(&r);
+        let ceilings = [5000, 10_000, 20_000, 30_000, 30_000, 30_000, 30_000];
+        assert_eq!(pauses.len(), ceilings.len());
+        for (pause, ceiling) in pauses.iter().zip(ceilings) {
+            assert!(*pause <= ceiling, "{pause} > {ceiling}");
+        }
+        let distinct: std::collections::HashSet<_> = pauses.iter().collect();
+        assert!(
+            distinct.len() > 3,
+            "random pauses, not a fixed series: {pauses:?}"
+        );
+    }
+}
+
+/// 10,000 devices lose the same server at the same moment and keep retrying
+/// while it is down. With fixed doubling every device would retry in the
+/// same millisecond forever; with full jitter the retries spread out.
+#[test]
+fn a_fleet_does_not_retry_in_lockstep() {
+    const DEVICES: u64 = 10_000;
+    const HORIZON_MS: u32 = 300_000;
+    let mut per_second = vec![0u32; (HORIZON_MS / 1000) as usize];
+    let mut first_round = vec![0u32; 10];
+    let mut o = retrying(40);
+    o.retry_delay_ms = 1000;
+    o.timeout_ms = HORIZON_MS;
+    for device in 0..DEVICES {
+        // The fallback generator is seeded from the device id (an IMEI here).
+        let imei = format!("86{:013}", device * 7919);
+        let mut o = o;
+        o.params.device_id = Some((DeviceIdKind::Imei, &imei));
+        let r = run_with(&o, vec![], |n, _, s| {
+            n.refuse = true;
+            // Half the fleet has a random source; the rest seeds from its id and clock.
+            s.random = (device % 2 == 0).then_some(device * 2_654_435_761 + 1);
+            s.tick = 0;
+        });
+        // Connect times: the clock moves only in sleeps (tick 0).
+        let mut t = 0u32;
+        let ps = pauses(&r);
+        for (i, p) in ps.iter().enumerate() {
+            t += p;
+            if i == 0 {
+                first_round[(t / 100).min(9) as usize] += 1;
+            }
+            if let Some(slot) = per_second.get_mut((t / 1000) as usize) {
+                *slot += 1;
+            }
+        }
+    }
+    // The first retries are spread over the whole first window (1 s) ...
+    let mean = DEVICES as f64 / 10.0;
+    assert!(
+        first_round.iter().all(|&n| (n as f64) < 2.0 * mean),
+        "{first_round:?}"
+    );
+    // ... and once the ceiling is reached (after about 1+2+4+8+16 s) the
+    // rate in any 1 s window stays within 2x the mean rate.
+    let steady = &per_second[60..];
+    let mean = steady.iter().sum::<u32>() as f64 / steady.len() as f64;
+    let peak = *steady.iter().max().unwrap() as f64;
+    assert!(peak <= 2.0 * mean, "peak {peak} vs mean {mean}");
+}
+
+#[test]
+fn retry_after_on_503_and_429_is_honoured_within_the_budget() {
+    let body = image(3000);
+    let busy = |after: &str| {
+        conn(
+            format!("HTTP/1.1 503 Busy\r\nRetry-After: {after}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let mut o = retrying(3);
+    o.timeout_ms = 100_000;
+    let r = run(
+        &o,
+        vec![
+            busy("7"),
+            conn(b"HTTP/1.1 429 Slow down\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n"),
+            conn(&response_200(&body)),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(pauses(&r), vec![7000, 2000]);
+    assert_eq!(r.flash.image(), &body[..]);
+    // A pause past the deadline ends the request with the refusal.
+    let mut o3 = retrying(3);
+    o3.timeout_ms = 5000;
+    let r = run(&o3, vec![busy("60")]);
+    assert_eq!(r.result, Err(Error::NoUpdate));
+    assert_eq!(r.net.connects.len(), 1);
+    // Out of retries: the refusal, not "no update" spelled differently.
+    let r = run(&retrying(1), vec![busy("1"), busy("1")]);
+    assert_eq!(r.result, Err(Error::NoUpdate));
+    assert_eq!(r.net.connects.len(), 2);
 }
 
 #[test]
@@ -1258,8 +1409,9 @@ fn backoff_that_would_pass_the_deadline_ends_the_request_with_the_last_failure()
         Err(Error::Connect),
         "the last failure, not a timeout"
     );
-    // 4 s, then 8 s would pass the 10 s deadline.
-    assert_eq!(r.net.connects.len(), 2);
+    // Pauses of up to 4 s, 8 s, 16 s ...: one that would pass the 10 s
+    // deadline is not begun.
+    assert!(r.net.connects.len() >= 2);
     assert!(r.net.time.get() - 1000 < 10_000);
 }
 
@@ -1272,28 +1424,239 @@ fn abort_during_backoff() {
     let mut net = ScriptNet::new(&time, vec![]);
     net.refuse = true;
     let mut flash = RamFlash::new();
-    struct AbortingSys(FakeSys, &'static Status);
-    impl System for AbortingSys {
-        fn random(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-            self.0.random(buf)
+    struct AbortingClock(FakeClock, &'static Status);
+    impl Clock for AbortingClock {
+        fn now_ms(&self) -> u32 {
+            self.0.now_ms()
         }
-        fn sleep_ms(&mut self, ms: u32) {
+        fn sleep_ms(&self, ms: u32) {
             self.0.sleep_ms(ms);
-            if self.0.sleeps.len() == 3 {
+            if self.0.sleeps.borrow().len() == 3 {
                 self.1.request_abort();
             }
         }
-        fn log(&mut self, level: Level, msg: &str) {
-            self.0.log(level, msg)
-        }
-        fn progress(&mut self, w: u32, t: u32) {
-            self.0.progress(w, t)
-        }
     }
-    let mut sys = AbortingSys(FakeSys::new(&time), status);
+    let mut sys = FakeSys::new(&time);
+    sys.random = None;
     let mut ws = Box::new(Workspace::new());
-    let clock = FakeClock { time, tick: 1 };
+    let clock = AbortingClock(FakeClock::of(&sys), status);
     let result = super::run(&mut ws, &mut net, &mut flash, &clock, &mut sys, status, &o);
     assert_eq!(result, Err(Error::Aborted));
-    assert_eq!(sys.0.sleeps.len(), 3, "abort seen within one slice");
+    assert_eq!(sys.sleeps.borrow().len(), 3, "abort seen within one slice");
+}
+
+// ---- hardening regressions (issue 12) ----
+
+/// A 206 carrying `img[from..]` with the given validator header line (or none).
+fn partial(img: &[u8], from: usize, validator: Option<&str>) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{}/{}\r\nContent-Length: {}\r\n{}\r\n",
+        img.len() - 1,
+        img.len(),
+        img.len() - from,
+        validator.map(|v| format!("ETag: {v}\r\n")).unwrap_or_default(),
+    )
+    .into_bytes();
+    r.extend_from_slice(&img[from..]);
+    r
+}
+
+fn whole(img: &[u8], validator: Option<&str>) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n",
+        img.len(),
+        validator
+            .map(|v| format!("ETag: {v}\r\n"))
+            .unwrap_or_default(),
+    )
+    .into_bytes();
+    r.extend_from_slice(img);
+    r
+}
+
+#[test]
+fn a_long_etag_is_kept_and_a_changed_one_is_never_spliced() {
+    let a = image(200_000);
+    let b: Vec<u8> = a.iter().map(|x| x ^ 0xA5).collect();
+    let etag_a = format!("\"{}\"", "a".repeat(128));
+    let etag_b = format!("\"{}\"", "b".repeat(128));
+    let head = whole(&a, Some(&etag_a)).len() - a.len();
+    let mut first = conn(&whole(&a, Some(&etag_a))[..head + 102_400]);
+    first.after = After::Reset;
+    let r = run(
+        &retrying(3),
+        vec![
+            first,
+            conn(&partial(&b, 102_400, Some(&etag_b))),
+            conn(&whole(&b, Some(&etag_b))),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert!(
+        r.flash.image() == &b[..],
+        "the new image whole, never A + B"
+    );
+    assert!(r
+        .net
+        .request_text(1)
+        .contains(&format!("If-Range: {etag_a}\r\n")));
+    // A 130-byte SHA-512 hex ETag resumes.
+    let etag = format!("\"{}\"", "f".repeat(128));
+    let head = whole(&a, Some(&etag)).len() - a.len();
+    let mut first = conn(&whole(&a, Some(&etag))[..head + 50_000]);
+    first.after = After::Close;
+    let r = run(
+        &retrying(3),
+        vec![first, conn(&partial(&a, 50_000, Some(&etag)))],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(r.flash.inits.len(), 1, "continued, not restarted");
+    assert!(r.flash.image() == &a[..]);
+}
+
+#[test]
+fn a_continuation_must_prove_its_identity() {
+    let a = image(60_000);
+    let b: Vec<u8> = a.iter().map(|x| x ^ 0x3C).collect();
+    let too_long = format!("\"{}\"", "z".repeat(300));
+    // (validator of the first response, validator of the 206)
+    let cases: [(Option<&str>, Option<&str>); 4] = [
+        (Some("\"v1\""), None),
+        (None, Some("\"v1\"")),
+        (None, None),
+        (Some(&too_long), Some(&too_long)),
+    ];
+    for (old, new) in cases {
+        let head = whole(&a, old).len() - a.len();
+        let mut first = conn(&whole(&a, old)[..head + 20_000]);
+        first.after = After::Close;
+        let provable = old == Some("\"v1\"");
+        let mut conns = vec![
+            first,
+            conn(&partial(&b, 20_000, new)),
+            conn(&whole(&b, new)),
+        ];
+        if !provable {
+            // No Range is asked for: a server answers with the whole image.
+            conns.remove(1);
+        }
+        let r = run(&retrying(3), conns);
+        assert_eq!(r.result, Ok(()), "{old:?} {new:?}");
+        assert!(
+            r.flash.image() == &b[..],
+            "{old:?} {new:?}: restarted from 0, never spliced"
+        );
+        if old.is_none() || old == Some(too_long.as_str()) {
+            // Nothing can prove a continuation: no Range is asked for at all.
+            assert!(!r.net.request_text(1).contains("Range:"), "{old:?}");
+        }
+    }
+}
+
+#[test]
+fn early_would_block_is_charged_by_the_clock_not_as_a_whole_slice() {
+    // A non-blocking socket: every recv says "nothing" at once, and the
+    // clock moves 1 ms per read; the server answers after 5 s of silence.
+    let img = image(1000);
+    let mut c = conn(&response_200(&img));
+    c.delay_ms = 5_000;
+    let mut o = opts(URL);
+    o.idle_timeout_ms = 30_000;
+    let r = run_with(&o, vec![c], |n, _, _| n.instant_idle = true);
+    assert_eq!(
+        r.result,
+        Ok(()),
+        "5 s of silence is within a 30 s idle timeout"
+    );
+    assert!(r.flash.image() == &img[..]);
+    // The task pauses between polls instead of spinning.
+    assert!(r
+        .sys
+        .sleeps
+        .borrow()
+        .iter()
+        .all(|&s| s <= FOTA_IDLE_POLL_MS));
+    // And a real stall still ends in the idle timeout, on the clock.
+    let mut c = conn(&response_200(&img));
+    c.delay_ms = 60_000;
+    let r = run_with(&o, vec![c], |n, _, _| n.instant_idle = true);
+    assert_eq!(r.result, Err(Error::Timeout));
+    let elapsed = r.net.time.get() - 1000;
+    assert!((30_000..31_000).contains(&elapsed), "{elapsed}");
+}
+
+#[test]
+fn the_port_option_is_not_carried_into_a_redirect() {
+    let img = image(100);
+    let mut o = opts("http://first/x");
+    o.port = 8080;
+    o.max_redirects = 2;
+    let r = run(
+        &o,
+        vec![
+            conn(
+                b"HTTP/1.1 302 Found\r\nLocation: http://other-host/y\r\nContent-Length: 0\r\n\r\n",
+            ),
+            conn(&response_200(&img)),
+        ],
+    );
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(
+        r.net.connects,
+        vec![("first".into(), 8080), ("other-host".into(), 80)]
+    );
+}
+
+#[test]
+fn redirects_to_other_schemes_and_out_of_budget_are_errors() {
+    for location in ["ftp://host/x", "file:///etc/passwd"] {
+        let mut o = opts("http://a/dir/fw");
+        o.max_redirects = 3;
+        let reply =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        let r = run(
+            &o,
+            vec![conn(reply.as_bytes()), conn(&response_200(&image(10)))],
+        );
+        assert_eq!(r.result, Err(Error::Url), "{location}");
+        assert_eq!(
+            r.net.connects.len(),
+            1,
+            "nothing requested from the first server again"
+        );
+    }
+    let mut o = opts("http://a/dir/fw");
+    o.max_redirects = 1;
+    let hop = conn(b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n");
+    let r = run(&o, vec![hop.clone(), hop]);
+    assert_eq!(
+        r.result,
+        Err(Error::Response),
+        "a spent budget is not \"no update\""
+    );
+}
+
+#[test]
+fn a_refusal_cut_short_by_the_idle_timeout_still_gives_its_code() {
+    let mut c = conn(b"HTTP/1.1 400 Bad\r\nContent-Type: application/json\r\n\r\n{\"code\":3}");
+    c.after = After::Stall;
+    let mut o = opts(URL);
+    o.idle_timeout_ms = 2000;
+    let r = run(&o, vec![c]);
+    assert_eq!(r.result, Err(Error::Platform));
+    assert_eq!(r.status.snapshot().platform_code, 3);
+}
+
+#[test]
+fn any_length_past_the_update_area_is_too_large() {
+    for length in [
+        "4294967296",
+        "18446744073709551616",
+        "99999999999999999999999999",
+    ] {
+        let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\nabc");
+        let r = run(&opts(URL), vec![conn(reply.as_bytes())]);
+        assert_eq!(r.result, Err(Error::TooLarge), "{length}");
+        assert!(r.flash.inits.is_empty());
+    }
 }

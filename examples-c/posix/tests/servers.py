@@ -137,7 +137,7 @@ http {{
         location /slow/ {{
             alias {www}/;
             limit_rate {rate};
-        }}
+        }}{extra}
     }}
 }}
 """
@@ -164,15 +164,17 @@ class Tls:
         return "".join("\n        " + l for l in lines)
 
 
-def nginx_server(nginx, workdir, www, host="127.0.0.1", tls=None):
+def nginx_server(nginx, workdir, www, host="127.0.0.1", tls=None, extra=""):
     """nginx on a free port of `host`; over HTTPS with `tls` (a Tls). Each
-    instance needs its own `workdir` (config, pid file, logs, temp paths)."""
+    instance needs its own `workdir` (config, pid file, logs, temp paths).
+    `extra`: more directives for the server block (e.g. a location)."""
     port = free_port(host)
     conf = os.path.join(workdir, "nginx.conf")
     listen = "%s:%d" % (url_host(host), port) + (" ssl" if tls else "")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(d=workdir, www=www, rate=SLOW_RATE, listen=listen,
-                                  tls=tls.nginx_directives() if tls else ""))
+                                  tls=tls.nginx_directives() if tls else "",
+                                  extra="\n        " + extra if extra else ""))
     argv = [nginx, "-p", workdir, "-c", conf, "-e", os.path.join(workdir, "nginx-error.log"),
             "-g", "daemon off; master_process off;"]
     return Server("nginx-tls" if tls else "nginx", argv, host, port, workdir)

@@ -49,7 +49,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from e2e import FOTA_TIMEOUT_MS, IMAGES, SKIP, run_case
 from faultproxy import FaultProxy
-from servers import Failed, Tls, nginx_server, openssl_server
+from servers import Failed, Tls, http_server, nginx_server, openssl_server
 
 OPENSSL_TIMEOUT_S = 30
 IMAGE = "img-1m.bin"
@@ -351,10 +351,33 @@ def case_client_cert(c, args, workdir, www, pki):
     return None
 
 
+def case_downgrade(c, args, workdir, www, pki):
+    """An https server that redirects to plain http: refused (the image would
+    arrive unauthenticated) unless --allow-insecure-redirect."""
+    if not need(args, openssl=False):
+        return SKIP
+    p = pki.path
+    with http_server(subdir(workdir, "plain"), www) as plain:
+        to_http = "location = /to-http {{ return 302 http://127.0.0.1:{}/{}; }}".format(
+            plain.port, IMAGE)
+        tls = Tls(p("server.pem"), p("server.key"))
+        with nginx_server(args.nginx, subdir(workdir, "nginx"), www, tls=tls,
+                          extra=to_http) as s:
+            url = "https://localhost:%d/to-http" % s.port
+            ca = ["--ca", p("ca.pem"), "--max-redirects", "2"]
+            refused(c, "https redirect to http", url, ca)
+            out = c.out_path()
+            c.expect_result("the same with --allow-insecure-redirect",
+                            ["--timeout", FOTA_TIMEOUT_MS] + ca +
+                            ["--allow-insecure-redirect", "--out", out, url], 0, "FOTA_OK")
+            c.expect("  identical image", os.path.isfile(out) and
+                     filecmp.cmp(out, os.path.join(www, IMAGE), False))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fota", help="path of the fota-posix program")
-    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert"])
+    ap.add_argument("--case", choices=["nginx", "openssl", "resume", "client-cert", "downgrade"])
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl"))
     args = ap.parse_args()
@@ -364,7 +387,7 @@ def main():
     if not need(args, nginx=False):
         return SKIP
     case = {"nginx": case_nginx, "openssl": case_openssl, "resume": case_resume,
-            "client-cert": case_client_cert}[args.case]
+            "client-cert": case_client_cert, "downgrade": case_downgrade}[args.case]
 
     def with_pki(c, workdir, www):
         return case(c, args, workdir, www, make_pki(args.openssl, os.path.join(workdir, "pki")))
