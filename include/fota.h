@@ -42,6 +42,42 @@
 // Log level: status lines and other detail.
 #define FOTA_LOG_DEBUG 4
 
+// `fota_progress_t.verify_reason`: no check refused the image.
+#define FOTA_VERIFY_NONE 0
+
+// The image's length differs from `image_len`.
+#define FOTA_VERIFY_LENGTH 1
+
+// The image's SHA-256 differs from `image_sha256`.
+#define FOTA_VERIFY_SHA256 2
+
+// The image's SHA-256 differs from the server's `Repr-Digest`.
+#define FOTA_VERIFY_REPR_DIGEST 3
+
+// Not an MCUboot image, or its sizes do not fit the length or `max_len`.
+#define FOTA_VERIFY_HEADER 4
+
+// A malformed, truncated or missing MCUboot TLV area, or bytes after it.
+#define FOTA_VERIFY_TLV 5
+
+// The `SHA256` TLV differs from the hash of header, body and protected TLVs.
+#define FOTA_VERIFY_IMAGE_HASH 6
+
+// The `KEYHASH` TLV names another key than `image_key`.
+#define FOTA_VERIFY_KEY_HASH 7
+
+// No `ECDSA_SIG` TLV, or it does not verify with `image_key`.
+#define FOTA_VERIFY_SIGNATURE 8
+
+// The image is older than `version` and `allow_downgrade` is false.
+#define FOTA_VERIFY_DOWNGRADE 9
+
+// The image's security counter is missing or below `security_counter`.
+#define FOTA_VERIFY_SECURITY_COUNTER 10
+
+// The image read back through `flash.read` differs from what was written.
+#define FOTA_VERIFY_READBACK 11
+
 // `fota_progress_t.state`: no request running.
 #define FOTA_STATE_IDLE 0
 
@@ -74,6 +110,15 @@
 // ETag with quotes is 130 bytes). A longer one cannot prove a
 // continuation: the download then restarts from byte 0 after a drop.
 #define FOTA_VALIDATOR_MAX 256
+
+// `ih_magic` of an MCUboot image header.
+#define IMAGE_MAGIC 2532554813
+
+// Bytes of the header fields (the header itself may be padded to `hdr_size`).
+#define HEADER_LEN 32
+
+// Longest TLV value kept: a DER ECDSA P-256 signature is at most 72 bytes.
+#define VALUE_MAX 80
 
 #if !(defined(FOTA_RX_16K) || defined(FOTA_RX_64K))
 // Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
@@ -261,6 +306,15 @@ typedef struct fota_flash_ops_t {
   int32_t (*end)(void *ctx, bool commit);
   // Write granularity in bytes: 0 for any, else a power of two up to 4096.
   uint32_t write_granularity;
+  // Optional (NULL: no read-back). Copies `len` bytes of the image at
+  // `offset` from flash into `buf`. When given, fota reads the whole image
+  // back after the last write and `done()`, before `end(true)`, and
+  // compares its SHA-256 with the bytes it wrote: a flash that
+  // mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
+  // instead of a bad image at boot. Costs one read of the image; the
+  // reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
+  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+  int32_t (*read)(void *ctx, uint32_t offset, uint8_t *buf, size_t len);
 } fota_flash_ops_t;
 
 // System hooks.
@@ -387,6 +441,31 @@ typedef struct fota_opts_t {
   // any authentication of the server).
   bool allow_insecure_redirect;
   // Optional progress callback.
+  // MCUboot signing key: an ECDSA P-256 public key, PEM (`PUBLIC KEY`)
+  // or DER SubjectPublicKeyInfo (`imgtool getpub --encoding pem`), of
+  // `image_key_len` bytes. NULL: images need not be signed. With a key,
+  // the image must be an MCUboot image whose `SHA256` TLV matches header,
+  // body and protected TLVs, whose `KEYHASH` (if present) names this key
+  // and whose `ECDSA_SIG` verifies; its 32-byte header is checked before
+  // `flash.init` (magic, sizes against the length and `max_len`, version).
+  // A key that is not a P-256 public key is `FOTA_ERR_INVALID_ARG`.
+  const uint8_t *image_key;
+  // Bytes of `image_key`.
+  size_t image_key_len;
+  // NULL, or 32 bytes: the SHA-256 the whole image must have (from the
+  // caller's own manifest).
+  const uint8_t *image_sha256;
+  // The image's length in bytes, if known from the caller's manifest (0:
+  // unknown). A server that announces another length is refused before
+  // `flash.init`.
+  uint32_t image_len;
+  // With `image_key`: accept an image whose version is older than
+  // `version` (`x.y.z[+build]`; major, minor and revision are compared).
+  // Default false: an older image is refused before `flash.init`.
+  bool allow_downgrade;
+  // With `image_key`: the device's current security counter; the image's
+  // `SEC_CNT` TLV must be present and not lower. 0: not checked.
+  uint32_t security_counter;
   fota_progress_cb_t progress_cb;
   // Passed to `progress_cb`.
   void *progress_user;
@@ -409,6 +488,9 @@ typedef struct fota_progress_t {
   uint32_t http_status;
   // The platform's refusal code (`{"code":N}`), 0 if none.
   int32_t platform_code;
+  // After `FOTA_ERR_VERIFY`: which check refused the image
+  // (`FOTA_VERIFY_*`); `FOTA_VERIFY_NONE` otherwise.
+  uint32_t verify_reason;
 } fota_progress_t;
 
 #ifdef __cplusplus

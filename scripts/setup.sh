@@ -30,6 +30,14 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi \
     riscv32imc-unknown-none-elf >/dev/null
 
+# imgtool (MCUboot's signing tool, PyPI) signs the images of the verify tests.
+# (tests/verify.py runs it as `python3 -m imgtool.main` when it is not on PATH.)
+if ! python3 -c "import imgtool.main" 2>/dev/null; then
+    echo "setup: installing imgtool"
+    python3 -m pip install --quiet imgtool 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages imgtool
+fi
+
 if ! cbindgen --version 2>/dev/null | grep -q " $CBINDGEN_VERSION\$"; then
     echo "setup: installing cbindgen $CBINDGEN_VERSION"
     cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"

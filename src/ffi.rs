@@ -18,6 +18,7 @@ use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
 use crate::session::{self, Workspace};
 use crate::status::{State, Status};
 use crate::url::{DeviceIdKind, DeviceParams, FOTA_URL_MAX};
+use crate::verify::Reason;
 
 /// Returned by the `recv` and `send` hooks when nothing moved within the
 /// timeout (the value of `-EAGAIN` on Linux and newlib).
@@ -31,6 +32,31 @@ pub const FOTA_LOG_WARN: i32 = 2;
 pub const FOTA_LOG_INFO: i32 = 3;
 /// Log level: status lines and other detail.
 pub const FOTA_LOG_DEBUG: i32 = 4;
+
+/// `fota_progress_t.verify_reason`: no check refused the image.
+pub const FOTA_VERIFY_NONE: u32 = 0;
+/// The image's length differs from `image_len`.
+pub const FOTA_VERIFY_LENGTH: u32 = 1;
+/// The image's SHA-256 differs from `image_sha256`.
+pub const FOTA_VERIFY_SHA256: u32 = 2;
+/// The image's SHA-256 differs from the server's `Repr-Digest`.
+pub const FOTA_VERIFY_REPR_DIGEST: u32 = 3;
+/// Not an MCUboot image, or its sizes do not fit the length or `max_len`.
+pub const FOTA_VERIFY_HEADER: u32 = 4;
+/// A malformed, truncated or missing MCUboot TLV area, or bytes after it.
+pub const FOTA_VERIFY_TLV: u32 = 5;
+/// The `SHA256` TLV differs from the hash of header, body and protected TLVs.
+pub const FOTA_VERIFY_IMAGE_HASH: u32 = 6;
+/// The `KEYHASH` TLV names another key than `image_key`.
+pub const FOTA_VERIFY_KEY_HASH: u32 = 7;
+/// No `ECDSA_SIG` TLV, or it does not verify with `image_key`.
+pub const FOTA_VERIFY_SIGNATURE: u32 = 8;
+/// The image is older than `version` and `allow_downgrade` is false.
+pub const FOTA_VERIFY_DOWNGRADE: u32 = 9;
+/// The image's security counter is missing or below `security_counter`.
+pub const FOTA_VERIFY_SECURITY_COUNTER: u32 = 10;
+/// The image read back through `flash.read` differs from what was written.
+pub const FOTA_VERIFY_READBACK: u32 = 11;
 
 /// `fota_progress_t.state`: no request running.
 pub const FOTA_STATE_IDLE: u32 = 0;
@@ -151,6 +177,17 @@ pub struct fota_flash_ops_t {
     pub end: Option<unsafe extern "C" fn(ctx: *mut c_void, commit: bool) -> i32>,
     /// Write granularity in bytes: 0 for any, else a power of two up to 4096.
     pub write_granularity: u32,
+    /// Optional (NULL: no read-back). Copies `len` bytes of the image at
+    /// `offset` from flash into `buf`. When given, fota reads the whole image
+    /// back after the last write and `done()`, before `end(true)`, and
+    /// compares its SHA-256 with the bytes it wrote: a flash that
+    /// mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
+    /// instead of a bad image at boot. Costs one read of the image; the
+    /// reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
+    /// Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+    pub read: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u32, buf: *mut u8, len: usize) -> i32,
+    >,
 }
 
 /// System hooks.
@@ -211,6 +248,9 @@ pub struct fota_progress_t {
     pub http_status: u32,
     /// The platform's refusal code (`{"code":N}`), 0 if none.
     pub platform_code: i32,
+    /// After `FOTA_ERR_VERIFY`: which check refused the image
+    /// (`FOTA_VERIFY_*`); `FOTA_VERIFY_NONE` otherwise.
+    pub verify_reason: u32,
 }
 
 /// Called exactly once per `fota_request()` with its result code.
@@ -306,6 +346,31 @@ pub struct fota_opts_t {
     /// any authentication of the server).
     pub allow_insecure_redirect: bool,
     /// Optional progress callback.
+    /// MCUboot signing key: an ECDSA P-256 public key, PEM (`PUBLIC KEY`)
+    /// or DER SubjectPublicKeyInfo (`imgtool getpub --encoding pem`), of
+    /// `image_key_len` bytes. NULL: images need not be signed. With a key,
+    /// the image must be an MCUboot image whose `SHA256` TLV matches header,
+    /// body and protected TLVs, whose `KEYHASH` (if present) names this key
+    /// and whose `ECDSA_SIG` verifies; its 32-byte header is checked before
+    /// `flash.init` (magic, sizes against the length and `max_len`, version).
+    /// A key that is not a P-256 public key is `FOTA_ERR_INVALID_ARG`.
+    pub image_key: *const u8,
+    /// Bytes of `image_key`.
+    pub image_key_len: usize,
+    /// NULL, or 32 bytes: the SHA-256 the whole image must have (from the
+    /// caller's own manifest).
+    pub image_sha256: *const u8,
+    /// The image's length in bytes, if known from the caller's manifest (0:
+    /// unknown). A server that announces another length is refused before
+    /// `flash.init`.
+    pub image_len: u32,
+    /// With `image_key`: accept an image whose version is older than
+    /// `version` (`x.y.z[+build]`; major, minor and revision are compared).
+    /// Default false: an older image is refused before `flash.init`.
+    pub allow_downgrade: bool,
+    /// With `image_key`: the device's current security counter; the image's
+    /// `SEC_CNT` TLV must be present and not lower. 0: not checked.
+    pub security_counter: u32,
     pub progress_cb: fota_progress_cb_t,
     /// Passed to `progress_cb`.
     pub progress_user: *mut c_void,
@@ -403,6 +468,12 @@ pub unsafe extern "C" fn fota_opts_init(opts: *mut fota_opts_t) {
         retry_delay_ms: FOTA_DEFAULT_RETRY_DELAY_MS,
         max_redirects: 0,
         allow_insecure_redirect: false,
+        image_key: ptr::null(),
+        image_key_len: 0,
+        image_sha256: ptr::null(),
+        image_len: 0,
+        allow_downgrade: false,
+        security_counter: 0,
         progress_cb: None,
         progress_user: ptr::null_mut(),
     };
@@ -483,6 +554,7 @@ pub unsafe extern "C" fn fota_get_progress(out: *mut fota_progress_t) {
         retries: s.retries,
         http_status: s.http_status,
         platform_code: s.platform_code,
+        verify_reason: s.verify_reason,
     };
     // SAFETY: non-NULL and, per fota.h, points to a writable fota_progress_t.
     unsafe { out.write(progress) };
@@ -540,6 +612,12 @@ unsafe fn request(
         retry_delay_ms: nonzero_or(opts.retry_delay_ms, FOTA_DEFAULT_RETRY_DELAY_MS),
         show_url: opts.show_url,
         allow_insecure_redirect: opts.allow_insecure_redirect,
+        image_key: unsafe { bytes(opts.image_key, opts.image_key_len) }?,
+        // SAFETY: a non-NULL image_sha256 points to 32 bytes (fota.h).
+        image_sha256: unsafe { opts.image_sha256.cast::<[u8; 32]>().as_ref() },
+        image_len: opts.image_len,
+        allow_downgrade: opts.allow_downgrade,
+        security_counter: opts.security_counter,
         tls: TlsOptions {
             server_cert: unsafe { bytes(opts.server_cert, opts.server_cert_len) }?,
             client_cert: unsafe { bytes(opts.client_cert, opts.client_cert_len) }?,
@@ -729,6 +807,16 @@ impl Flash for CFlash {
         // SAFETY: a hook installed by fota_init().
         flash_status(unsafe { end(self.ops.ctx, commit) })
     }
+
+    fn can_read(&self) -> bool {
+        self.ops.read.is_some()
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Error> {
+        let read = self.ops.read.ok_or(Error::Flash)?;
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        flash_status(unsafe { read(self.ops.ctx, offset, buf.as_mut_ptr(), buf.len()) })
+    }
 }
 
 struct CSys {
@@ -837,4 +925,16 @@ const _: () = {
     assert!(FOTA_LOG_ERROR == Level::Error as i32);
     assert!(FOTA_LOG_DEBUG == Level::Debug as i32);
     assert!(FOTA_STATE_WAITING_RETRY == State::WaitingRetry as u32);
+    assert!(FOTA_VERIFY_NONE == Reason::None as u32);
+    assert!(FOTA_VERIFY_LENGTH == Reason::Length as u32);
+    assert!(FOTA_VERIFY_SHA256 == Reason::Sha256 as u32);
+    assert!(FOTA_VERIFY_REPR_DIGEST == Reason::ReprDigest as u32);
+    assert!(FOTA_VERIFY_HEADER == Reason::Header as u32);
+    assert!(FOTA_VERIFY_TLV == Reason::Tlv as u32);
+    assert!(FOTA_VERIFY_IMAGE_HASH == Reason::ImageHash as u32);
+    assert!(FOTA_VERIFY_KEY_HASH == Reason::KeyHash as u32);
+    assert!(FOTA_VERIFY_SIGNATURE == Reason::Signature as u32);
+    assert!(FOTA_VERIFY_DOWNGRADE == Reason::Downgrade as u32);
+    assert!(FOTA_VERIFY_SECURITY_COUNTER == Reason::SecurityCounter as u32);
+    assert!(FOTA_VERIFY_READBACK == Reason::Readback as u32);
 };

@@ -61,6 +61,14 @@ pub trait Flash {
     fn done(&mut self) -> Result<bool, Error>;
     /// Commits the image for the bootloader, or discards it.
     fn end(&mut self, commit: bool) -> Result<(), Error>;
+    /// Whether [`Flash::read`] works (the platform gave a read hook).
+    fn can_read(&self) -> bool {
+        false
+    }
+    /// Reads `buf.len()` bytes of the image at `offset` back from flash.
+    fn read(&mut self, _offset: u32, _buf: &mut [u8]) -> Result<(), Error> {
+        Err(Error::Flash)
+    }
 }
 
 /// Log levels, as passed to the log hook.

@@ -220,6 +220,8 @@ pub struct Head {
     pub validator: Option<Range<usize>>,
     /// Value of the first non-empty `Retry-After` (seconds or an HTTP date).
     pub retry_after: Option<Range<usize>>,
+    /// Value of the first non-empty `Repr-Digest` (RFC 9530).
+    pub repr_digest: Option<Range<usize>>,
 }
 
 /// Parses a response head at the start of `buf` (at most `MAX_HEADERS`
@@ -255,6 +257,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
     let mut etag = None;
     let mut last_modified = None;
     let mut retry_after = None;
+    let mut repr_digest = None;
     for header in resp.headers.iter() {
         let name = header.name.as_bytes();
         let value = header.value.trim_ascii();
@@ -286,6 +289,8 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
             last_modified = Some(range_in(buf, value)?);
         } else if name.eq_ignore_ascii_case(b"retry-after") && retry_after.is_none() {
             retry_after = Some(range_in(buf, value)?);
+        } else if name.eq_ignore_ascii_case(b"repr-digest") && repr_digest.is_none() {
+            repr_digest = Some(range_in(buf, value)?);
         }
     }
     // A Transfer-Encoding with no coding, or any in HTTP/1.0, is faulty framing.
@@ -310,6 +315,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
         location,
         validator: etag.or(last_modified),
         retry_after,
+        repr_digest,
     }))
 }
 
@@ -687,9 +693,10 @@ fn imf_fixdate(value: &[u8]) -> Option<u64> {
     if value.len() != 29 || value.get(3..5)? != b", " || value.get(25..)? != b" GMT" {
         return None;
     }
-    let number = |range: Range<usize>| parse_decimal(value.get(range)?);
+    // 32-bit arithmetic: a 64-bit division costs a kilobyte of flash on Cortex-M.
+    let number = |range: Range<usize>| u32::try_from(parse_decimal(value.get(range)?)?).ok();
     let day = number(5..7)?;
-    let month = MONTHS.iter().position(|m| Some(*m) == value.get(8..11))?;
+    let month = MONTHS.iter().position(|m| Some(*m) == value.get(8..11))? as u32;
     let year = number(12..16)?;
     let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
     let separators = [
@@ -722,7 +729,13 @@ fn imf_fixdate(value: &[u8]) -> Option<u64> {
         (year, month - 2)
     };
     let era_days = 365 * y + y / 4 - y / 100 + y / 400;
-    let days = (era_days + (153 * m as u64 + 2) / 5 + day - 1).checked_sub(719_468)?;
+    let days = (era_days + (153 * m + 2) / 5 + day - 1).checked_sub(719_468)?;
+    let (days, hour, minute, second) = (
+        u64::from(days),
+        u64::from(hour),
+        u64::from(minute),
+        u64::from(second),
+    );
     Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
 }
 

@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod http;
 mod image;
 mod line;
+pub mod mcuboot;
 pub mod options;
 pub mod pem;
 pub mod result;
@@ -28,3 +29,4 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
+pub mod verify;

@@ -90,6 +90,17 @@ pub struct Options<'a> {
     /// Whether a redirect from https to plain http may be followed (it drops
     /// the server's authentication; refused with `Tls` otherwise).
     pub allow_insecure_redirect: bool,
+    /// MCUboot signing key (ECDSA P-256 public key, PEM or DER
+    /// SubjectPublicKeyInfo); empty: images need not be signed.
+    pub image_key: &'a [u8],
+    /// The image's expected SHA-256, from the caller's manifest.
+    pub image_sha256: Option<&'a [u8; 32]>,
+    /// The image's expected length (0: unknown).
+    pub image_len: u32,
+    /// Accept an MCUboot image older than `params.version`.
+    pub allow_downgrade: bool,
+    /// The current security counter (0: not checked).
+    pub security_counter: u32,
 }
 
 impl Default for Options<'_> {
@@ -112,6 +123,11 @@ impl Default for Options<'_> {
             tls: TlsOptions::default(),
             show_url: true,
             allow_insecure_redirect: false,
+            image_key: b"",
+            image_sha256: None,
+            image_len: 0,
+            allow_downgrade: false,
+            security_counter: 0,
         }
     }
 }

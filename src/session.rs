@@ -9,6 +9,7 @@ use crate::hooks::{Clock, Flash, Level, Stream, System, Transport};
 use crate::http::{self, ChunkStep, ChunkedDecoder, Framing, Head};
 use crate::image::Image;
 use crate::line::Line;
+use crate::mcuboot::HEADER_LEN;
 use crate::options::{Options, FOTA_RETRY_DELAY_MAX_MS, FOTA_RX_BUF, FOTA_WRITE_GRANULARITY_MAX};
 use crate::result::Error;
 use crate::status::{State, Status};
@@ -16,6 +17,7 @@ use crate::timer::Timer;
 #[cfg(feature = "tls")]
 use crate::tls::{self, Credentials};
 use crate::url::{self, Scheme, Url, FOTA_URL_MAX};
+use crate::verify::{self, Checks};
 
 /// The buffers of one request; owned by whoever holds the request lock.
 pub struct Workspace {
@@ -57,25 +59,32 @@ pub fn run<T: Transport, F: Flash, C: Clock, S: System>(
 ) -> Result<(), Error> {
     status.begin();
     let timer = Timer::start(clock, status, opts.timeout_ms, opts.idle_timeout_ms);
-    let mut session = Session {
-        image: Image::new(flash, opts.max_len),
-        sys,
-        status,
-        opts,
-        timer: &timer,
-        jitter: None,
+    let outcome = match Checks::new(opts) {
+        Err(e) => {
+            sys.log(
+                Level::Error,
+                "image_key: not an ECDSA P-256 public key (PEM or DER SubjectPublicKeyInfo), or no signed-images feature",
+            );
+            Err(e)
+        }
+        Ok(checks) => {
+            let mut session = Session {
+                image: Image::new(flash, checks, opts.max_len),
+                sys,
+                status,
+                opts,
+                timer: &timer,
+                jitter: None,
+            };
+            let outcome = session.request(net, ws);
+            if let Err(e) = outcome {
+                // The image is incomplete or failed a check: never leave it marked good.
+                session.image.discard();
+                session.ended(e);
+            }
+            outcome
+        }
     };
-    let outcome = session.request(net, ws);
-    if outcome.is_err() {
-        // The image is incomplete or failed a check: never leave it marked good.
-        session.image.discard();
-    }
-    if let Err(e) = outcome {
-        let mut line = Line::new();
-        line.push("request ended: ");
-        line.push(crate::result::name(e as i32).to_str().unwrap_or_default());
-        session.log(Level::Warn, &line);
-    }
     status.finish();
     outcome
 }
@@ -380,9 +389,8 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             .retry_delay_ms
             .saturating_mul(1 << doublings)
             .min(FOTA_RETRY_DELAY_MAX_MS);
-        let random = self.random_u32();
-        // u64: the modulo of a 32-bit value by ceiling + 1 cannot overflow.
-        (u64::from(random) % (u64::from(ceiling) + 1)) as u32
+        // ceiling <= FOTA_RETRY_DELAY_MAX_MS: ceiling + 1 cannot overflow.
+        self.random_u32() % (ceiling + 1)
     }
 
     /// 32 random bits from the platform's random source, or, without one,
@@ -533,9 +541,13 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             Framing::Chunked | Framing::UntilClose => None,
         };
         let validator = head.validator.clone().and_then(|r| rx.get(r));
+        let digest = match head.repr_digest.clone().and_then(|r| rx.get(r)) {
+            Some(value) => verify::repr_digest_sha256(value)?,
+            None => None,
+        };
         match (head.status, resume_from) {
             (206, Some(from)) => {
-                if !self.image.continues(head, validator, from, length) {
+                if !self.image.continues(head, validator, digest, from, length) {
                     self.log(
                         Level::Warn,
                         &Line::from("continuation does not prove the same image: restart"),
@@ -553,11 +565,11 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
                 if !whole {
                     return Err(Error::Response);
                 }
-                self.begin_image(validator, length)?;
+                self.begin_image(validator, digest, length)?;
             }
             // A 200 to a Range request: the server sends the whole image
             // again; never append it to the part already written.
-            _ => self.begin_image(validator, length)?,
+            _ => self.begin_image(validator, digest, length)?,
         }
         self.status.set_state(State::Downloading);
         self.body(stream, rx, head, filled, Sink::Flash)?;
@@ -565,12 +577,17 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             return Err(Error::Response);
         }
         self.status.set_state(State::Finishing);
-        self.image.commit(self.timer).map(|()| Verdict::Done)
+        self.image.commit(self.timer, rx).map(|()| Verdict::Done)
     }
 
     /// Starts a new image from byte 0 (see [`Image::begin`]).
-    fn begin_image(&mut self, validator: Option<&[u8]>, length: Option<u64>) -> Result<(), Error> {
-        let total = self.image.begin(validator, length)?;
+    fn begin_image(
+        &mut self,
+        validator: Option<&[u8]>,
+        digest: Option<[u8; 32]>,
+        length: Option<u64>,
+    ) -> Result<(), Error> {
+        let total = self.image.begin(validator, digest, length)?;
         self.status.set_image(total);
         Ok(())
     }
@@ -669,6 +686,8 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             let ready = match sink {
                 Sink::Buffer if ended || end == rx.len() => return Ok(pending),
                 Sink::Buffer => 0,
+                // A signed image's header is checked whole, before `init`.
+                Sink::Flash if self.image.awaits_header() && pending < HEADER_LEN && !ended => 0,
                 Sink::Flash if ended || granularity == 0 => pending,
                 Sink::Flash => pending - pending % granularity,
             };
@@ -712,6 +731,21 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         self.status.set_written(written);
         self.sys.progress(written, self.status.total());
         Ok(())
+    }
+
+    /// Reports how the request failed: the check that refused the image, if
+    /// one did, and the result.
+    fn ended(&mut self, e: Error) {
+        let refused = self.image.refused();
+        if e == Error::Verify {
+            self.status.set_verify_reason(refused as u32);
+            let mut line = Line::from("image refused: ");
+            line.push(refused.name());
+            self.log(Level::Error, &line);
+        }
+        let mut line = Line::from("request ended: ");
+        line.push(crate::result::name(e as i32).to_str().unwrap_or_default());
+        self.log(Level::Warn, &line);
     }
 
     fn log(&mut self, level: Level, line: &Line) {

@@ -23,6 +23,7 @@ pub struct Status {
     retries: AtomicU32,
     http_status: AtomicU32,
     platform_code: AtomicI32,
+    verify_reason: AtomicU32,
     abort: AtomicBool,
     running: AtomicBool,
 }
@@ -36,6 +37,7 @@ pub struct Snapshot {
     pub retries: u32,
     pub http_status: u32,
     pub platform_code: i32,
+    pub verify_reason: u32,
 }
 
 impl Status {
@@ -48,6 +50,7 @@ impl Status {
             retries: AtomicU32::new(0),
             http_status: AtomicU32::new(0),
             platform_code: AtomicI32::new(0),
+            verify_reason: AtomicU32::new(0),
             abort: AtomicBool::new(false),
             running: AtomicBool::new(false),
         }
@@ -62,6 +65,7 @@ impl Status {
             retries: self.retries.load(Ordering::Relaxed),
             http_status: self.http_status.load(Ordering::Relaxed),
             platform_code: self.platform_code.load(Ordering::Relaxed),
+            verify_reason: self.verify_reason.load(Ordering::Relaxed),
         }
     }
 
@@ -79,6 +83,7 @@ impl Status {
         self.retries.store(0, Ordering::Relaxed);
         self.http_status.store(0, Ordering::Relaxed);
         self.platform_code.store(0, Ordering::Relaxed);
+        self.verify_reason.store(0, Ordering::Relaxed);
         self.set_state(State::Idle);
         self.running.store(true, Ordering::Release);
     }
@@ -113,6 +118,10 @@ impl Status {
 
     pub(crate) fn set_http_status(&self, status: u16) {
         self.http_status.store(u32::from(status), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_verify_reason(&self, reason: u32) {
+        self.verify_reason.store(reason, Ordering::Relaxed);
     }
 
     pub(crate) fn set_platform_code(&self, code: i32) {

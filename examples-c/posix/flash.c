@@ -33,6 +33,7 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     flash->fd = -1;
     flash->part_path = NULL;
     flash->written = 0;
+    flash->trace = false;
     if (path == NULL) {
         return 0;
     }
@@ -84,14 +85,16 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
 {
     posix_flash_t *flash = ctx;
     (void)storage;
-    (void)image_len;
+    if (flash->trace) {
+        fprintf(stderr, "flash: init (%lu bytes)\n", (unsigned long)image_len);
+    }
     if (flash->path == NULL) {
         return 0;
     }
     if (flash->fd >= 0) { /* defensive: init without end */
         close(flash->fd);
     }
-    flash->fd = open(flash->part_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    flash->fd = open(flash->part_path, O_RDWR | O_CREAT | O_TRUNC, 0644); /* read: read-back */
     if (flash->fd < 0) {
         return -1;
     }
@@ -190,8 +193,40 @@ static int32_t flash_end(void *ctx, bool commit)
     return ret;
 }
 
-void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash)
+/*
+ * read hook (optional).
+ * Contract: copies `len` bytes of the image at `offset` into `buf`; fota
+ * calls it after done(), before end(true), to read the whole image back and
+ * compare its digest with what it wrote. Returns >= 0 ok, < 0 failed.
+ *
+ * Here: pread from OUT.part.
+ */
+static int32_t flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
 {
+    posix_flash_t *flash = ctx;
+    if (flash->fd < 0) {
+        return -1;
+    }
+    off_t at = (off_t)offset;
+    while (len > 0) {
+        ssize_t n = pread(flash->fd, buf, len, at);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+        at += n;
+    }
+    return 0;
+}
+
+void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back)
+{
+    /* Nothing to read back when the bytes are dropped (--discard). */
+    ops->read = read_back && flash->path != NULL ? flash_read : NULL;
     ops->ctx = flash;
     ops->init = flash_init;
     ops->write = flash_write;

@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -356,6 +357,16 @@ static void usage(FILE *out, const char *prog)
         "  --body-file FILE      request body (sent with Content-Length)\n"
         "  --no-show-url         keep the URL (device parameters) out of the\n"
         "                        --verbose log\n"
+        "  --image-key FILE      the image must be an MCUboot image signed with\n"
+        "                        this ECDSA P-256 public key (PEM or DER, e.g.\n"
+        "                        `imgtool getpub -k key.pem -e pem`); else 10\n"
+        "  --sha256 HEX          the image's expected SHA-256 (64 hex digits)\n"
+        "  --image-len BYTES     the image's expected length\n"
+        "  --allow-downgrade     accept a signed image older than --version\n"
+        "  --security-counter N  the current security counter: a signed image\n"
+        "                        needs a SEC_CNT TLV not below N\n"
+        "  --no-readback         do not read the file back before committing\n"
+        "                        (by default fota re-reads it and compares)\n"
         "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
         "                        `abort latency: <ms> ms` (signal to result)\n"
         "  --discard             keep nothing: the flash hooks drop every byte\n"
@@ -385,6 +396,9 @@ static void usage(FILE *out, const char *prog)
         "   7 FOTA_ERR_TIMEOUT        --idle-timeout (after --retries) or --timeout passed\n"
         "   8 FOTA_ERR_FLASH          writing FILE.part or renaming it failed\n"
         "   9 FOTA_ERR_TOO_LARGE      image larger than --max-len\n"
+        "  10 FOTA_ERR_VERIFY         the image failed a check: --sha256, --image-len,\n"
+        "                             the server's Repr-Digest, --image-key (see\n"
+        "                             `verify reason` on stderr), or the read-back\n"
         "  11 FOTA_ERR_TLS            TLS handshake or certificate verification failed\n"
         "                             (unknown CA, wrong host name, expired, not\n"
         "                             TLS 1.3, no --ca and no --insecure)\n"
@@ -394,7 +408,7 @@ static void usage(FILE *out, const char *prog)
         "                             file, no URL or project key; https and a bad\n"
         "                             --max-fragment or client certificate)\n"
         "  15 FOTA_ERR_PLATFORM       the platform refused (see --verbose)\n"
-        "  (10, 13: see fota.h)\n",
+        "  (13: see fota.h)\n",
         prog, prog, (unsigned long)FOTA_DEFAULT_TIMEOUT_MS, (unsigned long)FOTA_DEFAULT_MAX_RETRIES,
         (unsigned long)FOTA_RETRY_DELAY_MAX_MS, (unsigned long)FOTA_DEFAULT_RETRY_DELAY_MS,
         (unsigned long)FOTA_DEFAULT_IDLE_TIMEOUT_MS, (int)FOTA_TLS_MAX_CAS);
@@ -422,6 +436,13 @@ typedef struct {
     size_t headers_len;
     bool hide_url;
     bool allow_insecure_redirect;
+    bool allow_downgrade;
+    bool no_readback;
+    const char *image_key;
+    uint8_t sha256[32];
+    bool has_sha256;
+    uint32_t image_len;
+    uint32_t security_counter;
     uint32_t port;
     uint32_t max_redirects;
     uint32_t max_len;
@@ -447,6 +468,25 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
+/* Parses 64 hex digits into 32 bytes; returns false if it is not that. */
+static bool parse_hex32(const char *s, uint8_t out[32])
+{
+    if (strlen(s) != 64) {
+        return false;
+    }
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v;
+        char pair[3] = { s[2 * i], s[2 * i + 1], '\0' };
+        char *end;
+        if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1])) {
+            return false;
+        }
+        v = (unsigned)strtoul(pair, &end, 16);
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
 /* Returns 0, or -1 after printing what is wrong. `help` is set for --help. */
 static int parse_args(int argc, char **argv, args_t *a, bool *help)
 {
@@ -455,6 +495,7 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         "--ca", "--client-cert", "--client-key", "--max-fragment",
         "--version", "--project-key", "--imei", "--firmware-name",
         "--mac", "--uid", "--port", "--max-redirects", "--method", "--header", "--body-file",
+        "--image-key", "--sha256", "--image-len", "--security-counter",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -497,6 +538,14 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         }
         if (strcmp(arg, "--allow-insecure-redirect") == 0) {
             a->allow_insecure_redirect = true;
+            continue;
+        }
+        if (strcmp(arg, "--allow-downgrade") == 0) {
+            a->allow_downgrade = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-readback") == 0) {
+            a->no_readback = true;
             continue;
         }
         /* --flag VALUE or --flag=VALUE */
@@ -561,6 +610,15 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             a->method = value;
         } else if (strcmp(name, "--body-file") == 0) {
             a->body_file = value;
+        } else if (strcmp(name, "--image-key") == 0) {
+            a->image_key = value;
+        } else if (strcmp(name, "--image-len") == 0) {
+            ok = parse_u32(value, &a->image_len);
+        } else if (strcmp(name, "--security-counter") == 0) {
+            ok = parse_u32(value, &a->security_counter);
+        } else if (strcmp(name, "--sha256") == 0) {
+            ok = parse_hex32(value, a->sha256);
+            a->has_sha256 = ok;
         } else if (strcmp(name, "--header") == 0) {
             /* fota checks the lines (no bare CR/LF: 14); here only the room. */
             size_t n = strlen(value);
@@ -711,6 +769,7 @@ int main(int argc, char **argv)
         { "--client-cert", args.client_cert, NULL, 0 },
         { "--client-key", args.client_key, NULL, 0 },
         { "--body-file", args.body_file, NULL, 0 },
+        { "--image-key", args.image_key, NULL, 0 },
     };
     enum { N_FILES = sizeof files / sizeof files[0] };
     for (size_t k = 0; k < N_FILES; k++) {
@@ -747,7 +806,8 @@ int main(int argc, char **argv)
     fota_platform_t platform;
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
-    posix_flash_ops(&platform.flash, &flash);
+    posix_flash_ops(&platform.flash, &flash, !args.no_readback);
+    flash.trace = verbose;
     platform.sys.ctx = &progress; /* the sleep hook shows retries */
     platform.sys.now_ms = sys_now_ms;
     platform.sys.sleep_ms = sys_sleep_ms;
@@ -780,6 +840,12 @@ int main(int argc, char **argv)
     opts.headers = args.headers_len > 0 ? args.headers : NULL;
     opts.body = files[3].data;
     opts.body_len = files[3].len;
+    opts.image_key = files[4].data;
+    opts.image_key_len = files[4].len;
+    opts.image_sha256 = args.has_sha256 ? args.sha256 : NULL;
+    opts.image_len = args.image_len;
+    opts.allow_downgrade = args.allow_downgrade;
+    opts.security_counter = args.security_counter;
     opts.timeout_ms = args.timeout_ms; /* 0: FOTA_DEFAULT_TIMEOUT_MS */
     opts.max_retries = args.retries;
     opts.retry_delay_ms = args.retry_delay_ms;   /* 0: FOTA_DEFAULT_RETRY_DELAY_MS */
@@ -821,6 +887,10 @@ int main(int argc, char **argv)
         printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.discard ? "nothing (--discard)" : args.out,
                (unsigned long)progress.written,
                (double)ms / 1000.0, mb_per_s(progress.written, ms));
+    } else if (code == FOTA_ERR_VERIFY) {
+        fota_progress_t p;
+        fota_get_progress(&p);
+        fprintf(stderr, "fota-posix: verify reason %lu\n", (unsigned long)p.verify_reason);
     } else if (code == FOTA_ERR_PLATFORM) {
         fota_progress_t p;
         fota_get_progress(&p);

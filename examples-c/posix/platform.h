@@ -30,6 +30,7 @@ typedef struct {
     char *part_path;    /* OUT.part: the image while it is being written */
     int fd;             /* open descriptor of OUT.part, or -1 */
     uint32_t written;   /* bytes written to OUT.part: the next write's offset */
+    bool trace;         /* print "flash: init" on stderr (--verbose) */
 } posix_flash_t;
 
 /* Prepares `flash` for the image file `path` (NULL: accept and drop every
@@ -37,7 +38,8 @@ typedef struct {
 int posix_flash_setup(posix_flash_t *flash, const char *path);
 /* Frees what posix_flash_setup() allocated; closes a descriptor left open. */
 void posix_flash_cleanup(posix_flash_t *flash);
-/* Fills the hook table with `flash` as ctx. */
-void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash);
+/* Fills the hook table with `flash` as ctx; `read_back`: give the read hook,
+   so that fota reads the image back before it commits it. */
+void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back);
 
 #endif /* FOTA_POSIX_PLATFORM_H */
