@@ -11,10 +11,14 @@ sink fota-posix and curl download it in alternating pairs (N pairs, default
 7), fota first in odd pairs and curl first in even ones:
 
   discard  `fota-posix --discard` against `curl -o /dev/null`;
-  file     `fota-posix --out F` (writes F.part, fsync in its `done` hook,
-           renames) against `curl -o F` followed by `sync F` (fsync of the
-           file): both make the image durable. Both write into DIR (default:
-           a temporary directory on the disk that holds /var/tmp).
+  file     `fota-posix --no-readback --out F` (writes F.part, fsync in its
+           `done` hook, renames) against `curl -o F` followed by `sync F`
+           (fsync of the file): both make the image durable, neither reads
+           it back. Both write into DIR (default: a temporary directory on
+           the disk that holds /var/tmp).
+  file+readback (http only)  the same with fota-posix's default read-back
+           (fota reads the file back and compares its SHA-256 with the
+           bytes it wrote before it commits): what that check costs.
 
 Per pair: the throughput ratio curl time / fota time (wall clock of the
 whole process, `sync` included for curl) and the CPU ratio fota CPU / curl
@@ -104,6 +108,8 @@ class Clients:
             argv += ["--ca", self.ca]
         if sink == "discard":
             return argv + ["--discard", url]
+        if sink == "file":
+            argv.append("--no-readback")
         return argv + ["--out", os.path.join(self.outdir, "fota.bin"), url]
 
     def curl(self, url, sink):
@@ -132,7 +138,7 @@ def throughput(clients, url, sink, image, runs):
                 wall, used, _, _ = measured(argv)
                 secs[who] += wall
                 cpus[who] += used
-        if sink == "file":
+        if sink != "discard":
             got = os.path.join(clients.outdir, "fota.bin")
             if not filecmp.cmp(got, image, shallow=False):
                 raise BenchError("fota-posix wrote a different image (%s)" % url)
@@ -220,7 +226,7 @@ def main():
             print("|---|---|---:|---:|---:|---:|")
             medians = {}
             for scheme in ("http", "https"):
-                for sink in ("discard", "file"):
+                for sink in ("discard", "file") + (("file+readback",) if scheme == "http" else ()):
                     f, c, r, u = throughput(clients, bases[scheme] + "image.bin", sink, image,
                                             args.runs)
                     medians[scheme, sink, "speed"] = statistics.median(r)
