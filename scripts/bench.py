@@ -3,6 +3,7 @@
 
     bench.py --fota PATH [--size MIB] [--runs N] [--handshakes N] [--out-dir DIR]
              [--nginx PATH] [--openssl PATH] [--curl PATH]
+    bench.py --compare PATH... [--size MIB] [--runs N]
 
 One nginx on 127.0.0.1 serves a SIZE MiB image (default 256, from tmpfs when
 there is one) over HTTP and, with an EC P-256 certificate made here by
@@ -27,6 +28,12 @@ both, so it is the ratio of CPU time per byte. Printed: the median MB/s of
 each client, the median, min and max of the per-pair ratios, then the four
 goals of issue 17 with their measured medians. Every fota run must exit 0
 and, for the file sink, produce the image.
+
+--compare: several fota-posix builds (e.g. configured with other
+FOTA_CARGO_PROFILE / FOTA_RX_BUF / FOTA_TARGET_FEATURES) and curl, discard
+sink only, all in one alternating series per scheme (the order reversed
+every other round); printed: the median wall and CPU seconds of each and its
+CPU time over curl's.
 
 Then: the time of a whole 1-byte download over http and over https (median
 of N alternating runs of each): the difference is the handshake with
@@ -101,8 +108,8 @@ class Clients:
     def __init__(self, args, outdir, ca):
         self.args, self.outdir, self.ca = args, outdir, ca
 
-    def fota(self, url, sink, extra=()):
-        argv = [self.args.fota, "--timeout", "600000", "--max-len", str(self.args.size << 20)] \
+    def fota(self, url, sink, extra=(), exe=None):
+        argv = [exe or self.args.fota, "--timeout", "600000", "--max-len", str(self.args.size << 20)] \
             + list(extra)
         if url.startswith("https:"):
             argv += ["--ca", self.ca]
@@ -168,6 +175,28 @@ def stack(clients, url):
     return int(m.group(1))
 
 
+def compare(clients, bases, exes, runs):
+    """--compare: the builds `exes` and curl, discard sink, alternating."""
+    print("| scheme | client | wall s (median) | CPU s (median) | CPU / curl's |")
+    print("|---|---|---:|---:|---:|")
+    who = list(exes) + ["curl"]
+    for scheme in ("http", "https"):
+        url = bases[scheme] + "image.bin"
+        wall, cpu = {w: [] for w in who}, {w: [] for w in who}
+        for i in range(runs):
+            for w in who if i % 2 == 0 else who[::-1]:
+                argv = clients.curl(url, "discard")[0] if w == "curl" \
+                    else clients.fota(url, "discard", exe=w)
+                secs, used, _, _ = measured(argv)
+                wall[w].append(secs)
+                cpu[w].append(used)
+        base = statistics.median(cpu["curl"])
+        for w in who:
+            print("| %s | %s | %.3f | %.3f | %.2f |" % (
+                scheme, w, statistics.median(wall[w]), statistics.median(cpu[w]),
+                statistics.median(cpu[w]) / base), flush=True)
+
+
 def fs_type(path):
     """The file system type of `path` (from /proc/mounts), or "?"."""
     best, kind = "", "?"
@@ -185,7 +214,9 @@ def fs_type(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fota", required=True, help="fota-posix (a Release build)")
+    ap.add_argument("--fota", help="fota-posix (a Release build)")
+    ap.add_argument("--compare", nargs="+", metavar="PATH",
+                    help="compare these fota-posix builds and curl (discard sink)")
     ap.add_argument("--size", type=int, default=256, help="image size in MiB (default 256)")
     ap.add_argument("--runs", type=int, default=7, help="pairs of runs (default 7)")
     ap.add_argument("--out-dir", help="where the file sink writes (default: a temporary "
@@ -196,6 +227,8 @@ def main():
     ap.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
     ap.add_argument("--curl", default=shutil.which("curl") or "curl")
     args = ap.parse_args()
+    if not args.fota and not args.compare:
+        ap.error("--fota or --compare is required")
 
     tmp_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
         else None
@@ -221,6 +254,9 @@ def main():
                 nginx_server(args.nginx, os.path.join(work, "n2"), www, tls=tls) as secure:
             bases = {"http": "http://127.0.0.1:%d/" % plain.port,
                      "https": "https://localhost:%d/" % secure.port}
+            if args.compare:
+                compare(clients, bases, args.compare, args.runs)
+                return 0
             print("| scheme | sink | fota-posix MB/s | curl MB/s | speed: curl time / fota time"
                   " | CPU: fota / curl |")
             print("|---|---|---:|---:|---:|---:|")
