@@ -36,15 +36,9 @@ typedef struct {
     const char *path;   /* final file name (OUT); NULL: discard the bytes */
     char *part_path;    /* OUT.part: the image while it is being written */
     int fd;             /* open descriptor of OUT.part, or -1 */
-    uint8_t *buf;       /* bytes not yet written to OUT.part (POSIX_FLASH_BUF) */
-    size_t buffered;    /* how many */
-    uint32_t buf_at;    /* their offset in the image */
+    uint32_t written;   /* bytes written to OUT.part: the next write's offset */
     bool trace;         /* print "flash: init" on stderr (--verbose) */
 } posix_flash_t;
-
-/* Bytes gathered before one pwrite(): fota hands over one receive buffer
-   (4 KiB) per write; a write() per 4 KiB would cost more than the download. */
-#define POSIX_FLASH_BUF (256u * 1024u)
 
 /* Prepares `flash` for the image file `path` (NULL: accept and drop every
    byte); returns 0, or -1 (out of memory). */
