@@ -15,8 +15,8 @@
 //! pathLenConstraint, the server certificate is not a CA and may sign
 //! (keyUsage digitalSignature, extendedKeyUsage serverAuth, when present), no
 //! unknown critical extension nor a second instance of a known one, the TBS
-//! signature algorithm is the outer one,
-//! and the CN is consulted only when no SAN dNSName exists. The core is
+//! signature algorithm is the outer one, and the CN is consulted only when
+//! no SAN dNSName exists. The core is
 //! checked for the whole chain before the policy, so a policy [`Reject`]
 //! means the core passed (the differential fuzz target relies on it).
 
@@ -109,20 +109,20 @@ const KEY_CERT_SIGN: u8 = 0x04;
 
 /// One DER element.
 #[derive(Clone, Copy)]
-pub(crate) struct Tlv<'a> {
-    pub tag: u8,
-    pub content: &'a [u8],
+struct Tlv<'a> {
+    tag: u8,
+    content: &'a [u8],
     /// Tag, length and content.
-    pub whole: &'a [u8],
+    whole: &'a [u8],
 }
 
 /// A reader of consecutive DER elements. Strict: one-byte tags, definite
 /// lengths in the shortest form, at most 3 length bytes.
 #[derive(Clone, Copy)]
-pub(crate) struct Der<'a>(pub &'a [u8]);
+struct Der<'a>(&'a [u8]);
 
 impl<'a> Der<'a> {
-    pub fn next(&mut self) -> Result<Tlv<'a>, Reject> {
+    fn next(&mut self) -> Result<Tlv<'a>, Reject> {
         let input = self.0;
         let (&tag, rest) = input.split_first().ok_or(Reject::Malformed)?;
         let (&first, mut rest) = rest.split_first().ok_or(Reject::Malformed)?;
@@ -155,7 +155,7 @@ impl<'a> Der<'a> {
     }
 
     /// The next element, which must have tag `tag`.
-    pub fn tagged(&mut self, tag: u8) -> Result<Tlv<'a>, Reject> {
+    fn tagged(&mut self, tag: u8) -> Result<Tlv<'a>, Reject> {
         let tlv = self.next()?;
         if tlv.tag != tag {
             return Err(Reject::Malformed);
@@ -164,7 +164,7 @@ impl<'a> Der<'a> {
     }
 
     /// The content of the next element, which must have tag `tag`.
-    pub fn expect(&mut self, tag: u8) -> Result<&'a [u8], Reject> {
+    fn expect(&mut self, tag: u8) -> Result<&'a [u8], Reject> {
         self.tagged(tag).map(|t| t.content)
     }
 
@@ -176,7 +176,7 @@ impl<'a> Der<'a> {
         Ok(None)
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
@@ -619,14 +619,17 @@ where
     // Set at the server certificate (depth 0, the last one walked), which
     // then is `issuer`: whether it is the anchor itself.
     let mut server_pinned = None;
+    let top = chain.len().saturating_sub(1);
     for (depth, der) in chain.enumerate().rev() {
-        // The anchor sent along on top of the chain: nothing to check. As
+        // The anchor sent along on top of the chain: nothing to check.
+        // Anywhere else in the chain it is checked like any certificate. As
         // the server certificate itself, it is pinned (checked as issued by
         // itself, and may be a CA).
-        let pinned = der == anchor;
-        if pinned && depth > 0 {
+        let is_anchor = der == anchor;
+        if is_anchor && depth > 0 && depth == top {
             continue;
         }
+        let pinned = is_anchor && depth == 0;
         let cert = parse(der)?;
         if !cert.ecdsa_sha256 {
             return Err(Reject::Algorithm);

@@ -273,6 +273,11 @@ fn chains() {
         pki.both(&[server("Inter"), no_cert_sign], host),
         (Err(Reject::NotCa), true)
     );
+    // The root sent in the middle of the chain is not skipped: here it
+    // would have to be issued by "Inter".
+    let ca_inter = pki.cert("Inter", "Root", 2, 0, ca_ext(None));
+    let mixed = [server("Inter"), pki.root.clone(), ca_inter];
+    assert_eq!(pki.both(&mixed, host), (Err(Reject::Signature), false));
     let inter = pki.cert("Inter", "Root", 2, 0, ca_ext(Some(0)));
     assert_eq!(
         pki.both(&[server("Someone"), inter.clone()], host),
