@@ -14,7 +14,8 @@
 //! not check issuer names, CA flags, path lengths, key usage, critical
 //! extensions, algorithm labels, CN-beside-SAN); where fota accepts, rustpki
 //! accepts too unless the chain is beyond rustpki's fixed capacities (host
-//! or name longer than 64 bytes, more than 3 SAN dNSNames); after both
+//! or name longer than 64 bytes, more than 3 SAN dNSNames, in any
+//! certificate of the chain: rustpki reads the names of each); after both
 //! accept, both give the same verdict on the CertificateVerify signature.
 
 use std::cell::Cell;
@@ -427,7 +428,8 @@ pub fn check_x509(data: &[u8]) {
                 name(&[("2.5.4.3", format!("Intermediate {level}").as_bytes())])
             };
             let (ext, ext_beyond) = extensions(&mut c, !is_server, &long);
-            beyond |= is_server && ext_beyond;
+            // rustpki reads the names of every certificate in the chain.
+            beyond |= ext_beyond;
             let faults = c.byte();
             let issuer = if faults & 0x01 != 0 {
                 name(&[("2.5.4.3", b"Someone else")])
@@ -457,6 +459,7 @@ pub fn check_x509(data: &[u8]) {
         chain.reverse();
         if send_anchor {
             chain.push(anchor.clone());
+            beyond |= anchor_beyond;
         }
     }
 
