@@ -208,8 +208,9 @@
 // The cloud platform refused; its code is in `fota_progress_t.platform_code`.
 #define FOTA_ERR_PLATFORM 15
 
-// Longest record: the bytes a state slot must hold.
-#define FOTA_STATE_RECORD_MAX ((RECORD_HEAD + FOTA_VALIDATOR_MAX) + 4)
+// Longest record: the bytes a state slot must hold (a record with an
+// `ETag` of n bytes takes 88 + n).
+#define FOTA_STATE_RECORD_MAX 344
 
 // Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
 // plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which

@@ -31,8 +31,10 @@ use crate::options::FOTA_VALIDATOR_MAX;
 
 /// Bytes before the validator.
 const RECORD_HEAD: usize = 84;
-/// Longest record: the bytes a state slot must hold.
-pub const FOTA_STATE_RECORD_MAX: usize = RECORD_HEAD + FOTA_VALIDATOR_MAX + 4;
+/// Longest record: the bytes a state slot must hold (a record with an
+/// `ETag` of n bytes takes 88 + n).
+pub const FOTA_STATE_RECORD_MAX: usize = 344;
+const _: () = assert!(FOTA_STATE_RECORD_MAX == RECORD_HEAD + FOTA_VALIDATOR_MAX + 4);
 
 const MAGIC: [u8; 4] = *b"FOTA";
 const VERSION: u8 = 1;

@@ -189,6 +189,8 @@ static int32_t net_send(void *ctx, int32_t sock, const uint8_t *buf, size_t len,
  * the connection in an orderly way, FOTA_NET_WOULD_BLOCK when nothing arrived
  * in time, any other negative value on error (e.g. a reset connection).
  */
+uint64_t posix_net_received;
+
 static int32_t net_recv(void *ctx, int32_t sock, uint8_t *buf, size_t len, uint32_t timeout_ms)
 {
     (void)ctx;
@@ -205,6 +207,7 @@ static int32_t net_recv(void *ctx, int32_t sock, uint8_t *buf, size_t len, uint3
         }
         ssize_t n = recv(sock, buf, len, 0);
         if (n >= 0) {
+            posix_net_received += (uint64_t)n;
             return (int32_t)n; /* 0: orderly close */
         }
         if (errno == EINTR) {

@@ -21,6 +21,8 @@
 
 /* Fills the hook table; the socket hooks need no context (ctx = NULL). */
 void posix_net_ops(fota_net_ops_t *ops);
+/* Bytes the recv hook returned so far (heads and bodies): what was fetched. */
+extern uint64_t posix_net_received;
 
 /* ---- flash.c ---------------------------------------------------------- */
 
@@ -33,6 +35,14 @@ typedef struct {
     size_t buffered;    /* how many */
     uint32_t buf_at;    /* their offset in the image */
     bool trace;         /* print "flash: init" on stderr (--verbose) */
+    const char *state_path; /* --state FILE: slots FILE.0 / FILE.1; NULL: none */
+    unsigned long state_saves; /* state_save calls that succeeded */
+    /* Test-only power loss (env FOTA_POSIX_CRASH=POINT:N): SIGKILL at the
+       N-th write, state save, rename of a save, done() or end(true), or
+       once N image bytes were written (POINT byte). */
+    char crash_point[16];
+    unsigned long crash_n;
+    unsigned long writes, renames, dones, ends;
 } posix_flash_t;
 
 /* Bytes gathered before one pwrite(): fota hands over one receive buffer
@@ -45,7 +55,13 @@ int posix_flash_setup(posix_flash_t *flash, const char *path);
 /* Frees what posix_flash_setup() allocated; closes a descriptor left open. */
 void posix_flash_cleanup(posix_flash_t *flash);
 /* Fills the hook table with `flash` as ctx; `read_back`: give the read hook,
-   so that fota reads the image back before it commits it. */
+   so that fota reads the image back before it commits it. With
+   flash->state_path set, also the state hooks and reopen (a download
+   continues after the process is killed), and every write goes straight to
+   OUT.part (no gathering: what a kill loses is what fota fetches again). */
 void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back);
+/* The test-only power loss: SIGKILL now if `point` is the configured one
+   and `count` reached its N (see crash_point). */
+void posix_crash_check(posix_flash_t *flash, const char *point, unsigned long count);
 
 #endif /* FOTA_POSIX_PLATFORM_H */
