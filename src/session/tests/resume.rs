@@ -19,8 +19,8 @@ enum Keeps {
 /// A NOR update area and two state slots that outlive a "reboot"; after the
 /// power budget is spent, nothing is programmed any more (a torn program
 /// stops at the byte the power ran out).
-struct Device {
-    mem: Vec<u8>,
+pub(super) struct Device {
+    pub(super) mem: Vec<u8>,
     slots: [Vec<u8>; 2],
     granularity: u32,
     readable: bool,
@@ -34,7 +34,7 @@ struct Device {
     /// the platform's own, rebuilt from flash after a reboot).
     left: Option<(u32, u32)>,
     open: bool,
-    committed: Option<Vec<u8>>,
+    pub(super) committed: Option<Vec<u8>>,
     inits: usize,
     reopens: Vec<(u32, u32)>,
     ends: Vec<bool>,
@@ -225,7 +225,7 @@ impl Flash for Device {
 
 /// A server like nginx: 200 with an ETag, or 206 for `Range: bytes=N-`
 /// when `If-Range` names the current ETag; counts the body bytes it sends.
-struct Server {
+pub(super) struct Server {
     image: Vec<u8>,
     etag: String,
     ranges: bool,
@@ -237,7 +237,7 @@ struct Server {
 }
 
 impl Server {
-    fn new(image: &[u8], etag: &str) -> Self {
+    pub(super) fn new(image: &[u8], etag: &str) -> Self {
         Server {
             image: image.to_vec(),
             etag: etag.into(),
@@ -321,7 +321,7 @@ impl Stream for Server {
 
 /// One request of `device` against `server` (the server's byte count and
 /// request log grow across calls).
-fn request(
+pub(super) fn request(
     o: &Options<'_>,
     server: &mut Server,
     device: &mut Device,
@@ -527,7 +527,7 @@ fn a_clean_failure_keeps_the_image_for_the_next_request() {
 }
 
 /// Interrupts a download after `bytes` with a power loss; returns the device.
-fn interrupted(img: &[u8], o: &Options<'_>, bytes: usize) -> Device {
+pub(super) fn interrupted(img: &[u8], o: &Options<'_>, bytes: usize) -> Device {
     let mut device = Device::new();
     device.power = Some(bytes);
     let mut server = Server::new(img, "\"v1\"");
