@@ -194,10 +194,18 @@ impl<'f, F: Flash> Image<'f, F> {
     /// from byte 0). A record of another request, or one that cannot be
     /// taken up, is forgotten. Without state hooks, does nothing; records
     /// are saved every `interval` bytes from now on. `buf` is room to read
-    /// into (at least two records).
-    pub(crate) fn resume(&mut self, id: [u8; 32], interval: u32, buf: &mut [u8]) -> Option<u32> {
+    /// into (at least two records). Errors: `Aborted` or `Timeout` while
+    /// the kept bytes are read back (the image stays taken up, so that the
+    /// failure keeps the record as it does after a drop).
+    pub(crate) fn resume<C: Clock>(
+        &mut self,
+        id: [u8; 32],
+        interval: u32,
+        timer: &Timer<'_, C>,
+        buf: &mut [u8],
+    ) -> Result<Option<u32>, Error> {
         if !self.flash.can_persist() {
-            return None;
+            return Ok(None);
         }
         let (persist, newest) = Persist::load(self.flash, id, interval, buf);
         self.persist = Some(persist);
@@ -208,17 +216,24 @@ impl<'f, F: Flash> Image<'f, F> {
             // Nothing to take up: forget the record (and end an image
             // reopened in vain).
             self.discard();
-            return None;
+            return Ok(None);
         };
         if let Some(p) = &mut self.persist {
             p.due = offset.saturating_add(interval);
         }
-        if self.rebuild(buf).is_err() {
-            self.refused = Reason::None;
-            self.discard();
-            return None;
+        match self.rebuild(timer, buf) {
+            Ok(()) => Ok(Some(offset)),
+            Err(e @ (Error::Aborted | Error::Timeout)) => {
+                self.written = offset;
+                Err(e)
+            }
+            // The kept bytes do not read back, or fail a check: from byte 0.
+            Err(_) => {
+                self.refused = Reason::None;
+                self.discard();
+                Ok(None)
+            }
         }
-        Some(offset)
     }
 
     /// `reopen` for a live record of this request; the bytes the platform
@@ -258,13 +273,15 @@ impl<'f, F: Flash> Image<'f, F> {
 
     /// Feeds the first `written` bytes, read back from flash, through the
     /// checks (nothing is read when nothing hashes them).
-    fn rebuild(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+    fn rebuild<C: Clock>(&mut self, timer: &Timer<'_, C>, buf: &mut [u8]) -> Result<(), Error> {
         let kept = self.written;
         if !self.verification.hashes() {
             return Ok(());
         }
         self.written = 0;
         while self.written < kept {
+            timer.check_abort()?;
+            timer.left()?;
             let n = buf.len().min((kept - self.written) as usize);
             let piece = buf
                 .get_mut(..n)

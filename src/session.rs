@@ -231,7 +231,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         let mut secure = Secure(core::marker::PhantomData);
         let (mut current, mut spare) = (first, second);
         let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
-        self.resume(current.get(..url_len).unwrap_or_default(), rx);
+        self.resume(current.get(..url_len).unwrap_or_default(), rx)?;
         let mut redirects_left = self.opts.max_redirects;
         // The scheme of the URL that redirected here (None: the caller's URL).
         let mut redirected_from = None;
@@ -332,12 +332,12 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
 
     /// Takes up the image a record in the state slots describes, when it
     /// belongs to this request (`url`: the composed URL).
-    fn resume(&mut self, url: &[u8], rx: &mut [u8]) {
+    fn resume(&mut self, url: &[u8], rx: &mut [u8]) -> Result<(), Error> {
         let url = core::str::from_utf8(url).unwrap_or_default();
         let id = resume::request_id(self.opts.method, url, self.opts.image_sha256);
         let interval = self.opts.state_interval.max(1);
-        let Some(from) = self.image.resume(id, interval, rx) else {
-            return;
+        let Some(from) = self.image.resume(id, interval, self.timer, rx)? else {
+            return Ok(());
         };
         self.status.set_image(self.image.total());
         self.status.set_written(from);
@@ -347,6 +347,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         line.push(" of ");
         line.push_num(self.image.total());
         self.log(Level::Info, &line);
+        Ok(())
     }
 
     /// One connection: connect, exchange, close.

@@ -41,6 +41,10 @@ pub(super) struct Device {
     saves: usize,
     /// Offsets of the live records saved whole.
     saved: Vec<u32>,
+    /// Ask the running request to abort on each read (`status` is set by
+    /// [`request`]).
+    abort_reads: bool,
+    status: Option<&'static Status>,
 }
 
 const AREA: usize = 1 << 20;
@@ -64,6 +68,8 @@ impl Device {
             ends: Vec::new(),
             saves: 0,
             saved: Vec::new(),
+            abort_reads: false,
+            status: None,
         }
     }
 
@@ -167,6 +173,9 @@ impl Flash for Device {
         assert!(self.open);
         if self.dead {
             return Err(Error::Flash);
+        }
+        if self.abort_reads {
+            self.status.unwrap().request_abort();
         }
         let at = offset as usize;
         buf.copy_from_slice(&self.mem[at..at + buf.len()]);
@@ -329,9 +338,10 @@ pub(super) fn request(
     let time: Time = Rc::new(Cell::new(1000));
     let mut sys = FakeSys::new(&time);
     let clock = FakeClock::of(&sys);
-    let status = Status::new();
+    let status: &'static Status = Box::leak(Box::new(Status::new()));
+    device.status = Some(status);
     let mut ws = Box::new(Workspace::new());
-    let result = super::super::run(&mut ws, server, device, &clock, &mut sys, &status, o);
+    let result = super::super::run(&mut ws, server, device, &clock, &mut sys, status, o);
     if result.is_err() {
         assert!(device.ends.iter().all(|&c| !c), "no commit on failure");
     }
@@ -708,4 +718,26 @@ fn no_validator_no_record() {
     assert_eq!(r, Err(Error::Disconnected));
     assert_eq!(device.saves, 0, "nothing proves the image: never persisted");
     assert_eq!(device.ends, vec![false]);
+}
+
+#[test]
+fn an_abort_while_the_kept_bytes_are_read_back_keeps_the_record() {
+    let img = image(50_000);
+    let sha: [u8; 32] = Sha256::digest(&img).into();
+    let mut o = resumable(4096);
+    o.image_sha256 = Some(&sha);
+    let mut device = interrupted(&img, &o, 30_000);
+    let kept = records(&device)[0];
+    device.abort_reads = true;
+    let mut server = Server::new(&img, "\"v1\"");
+    let (r, _) = request(&o, &mut server, &mut device);
+    assert_eq!(r, Err(Error::Aborted));
+    assert!(server.requests.is_empty(), "no traffic");
+    assert!(device.ends.is_empty(), "kept for the next request");
+    assert_eq!(records(&device)[0], kept);
+    device.abort_reads = false;
+    let (r, snap) = request(&o, &mut server, &mut device);
+    assert_eq!(r, Ok(()));
+    assert_eq!(snap.resumed_from, kept);
+    assert_eq!(device.committed.as_deref(), Some(&img[..]));
 }
