@@ -437,6 +437,11 @@ impl<'f, F: Flash> Image<'f, F> {
         length: Option<u64>,
     ) -> Result<u32, Error> {
         self.discard();
+        if self.persist.as_ref().is_some_and(|p| p.live) {
+            // The record could not be forgotten and still names the old
+            // bytes: a new image must not take their place.
+            return Err(Error::Flash);
+        }
         let total = match length {
             Some(n) => {
                 let n = u32::try_from(n).map_err(|_| Error::TooLarge)?;

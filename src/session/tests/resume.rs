@@ -45,6 +45,8 @@ pub(super) struct Device {
     /// [`request`]).
     abort_reads: bool,
     status: Option<&'static Status>,
+    /// Every state save fails (a worn-out or broken state area).
+    refuse_saves: bool,
 }
 
 const AREA: usize = 1 << 20;
@@ -70,6 +72,7 @@ impl Device {
             saved: Vec::new(),
             abort_reads: false,
             status: None,
+            refuse_saves: false,
         }
     }
 
@@ -214,7 +217,7 @@ impl Flash for Device {
     }
 
     fn state_save(&mut self, slot: u32, data: &[u8]) -> Result<(), Error> {
-        if self.dead {
+        if self.dead || self.refuse_saves {
             return Err(Error::Flash);
         }
         // Erase, then program byte by byte.
@@ -736,6 +739,32 @@ fn an_abort_while_the_kept_bytes_are_read_back_keeps_the_record() {
     assert!(device.ends.is_empty(), "kept for the next request");
     assert_eq!(records(&device)[0], kept);
     device.abort_reads = false;
+    let (r, snap) = request(&o, &mut server, &mut device);
+    assert_eq!(r, Ok(()));
+    assert_eq!(snap.resumed_from, kept);
+    assert_eq!(device.committed.as_deref(), Some(&img[..]));
+}
+
+#[test]
+fn a_record_that_cannot_be_forgotten_blocks_a_new_image() {
+    let img = image(50_000);
+    let o = resumable(4096);
+    let mut device = interrupted(&img, &o, 30_000);
+    let kept = records(&device)[0];
+    device.refuse_saves = true;
+    // Another URL: its image would overwrite the bytes the record names.
+    let other = Options {
+        url: Some("http://fw.example.com/other.bin"),
+        ..resumable(4096)
+    };
+    let mut server = Server::new(&img, "\"v9\"");
+    let (r, _) = request(&other, &mut server, &mut device);
+    assert_eq!(r, Err(Error::Flash));
+    assert_eq!(device.inits, 0, "the area is not touched");
+    assert_eq!(records(&device)[0], kept);
+    // The request the record belongs to still continues (saves failing
+    // only cost the chance to resume again).
+    let mut server = Server::new(&img, "\"v1\"");
     let (r, snap) = request(&o, &mut server, &mut device);
     assert_eq!(r, Ok(()));
     assert_eq!(snap.resumed_from, kept);
