@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target (fuzz/fuzz_targets: head, chunked, url,
-# session) for SECONDS each, two at a time, starting from the committed seed
+# session, mcuboot) for SECONDS each, two at a time, starting from the committed seed
 # corpora in fuzz/corpus/ (new inputs go to a temporary directory, so the
 # committed corpora stay as they are).
 #
@@ -21,7 +21,7 @@ case "${1:-30}" in
     *[!0-9]* | "") echo "usage: scripts/fuzz.sh [SECONDS|--long]" >&2; exit 2 ;;
     *) secs=${1:-30} ;;
 esac
-targets=(head chunked url session)
+targets=(head chunked url session mcuboot)
 
 if rustup run nightly rustc --version >/dev/null 2>&1 ||
    rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then

@@ -63,6 +63,23 @@ fn session_inputs() {
     });
 }
 
+#[test]
+fn mcuboot_inputs() {
+    run_all("mcuboot", |d| {
+        harness::check_mcuboot(d);
+    });
+}
+
+/// The signed seeds (made by imgtool with fuzz/keys/mcuboot-test.pem) are
+/// committed, the unsigned one is refused: the fuzzer starts from both.
+#[test]
+fn mcuboot_seeds_reach_their_outcomes() {
+    for (name, code) in [("signed-small", 0), ("signed-counter", 0), ("unsigned", 10)] {
+        let data = std::fs::read(format!("fuzz/corpus/mcuboot/{name}")).unwrap();
+        assert_eq!(harness::check_mcuboot(&data), code, "{name}");
+    }
+}
+
 /// The session seeds reach the outcomes they were written for, so the
 /// fuzzer starts from successful downloads, resumes and faults.
 #[test]

@@ -1,5 +1,5 @@
-/* Shared declarations of the QEMU firmware: scripted server, NOR flash model,
- * virtual clock, CRC-32. */
+/* Shared declarations of the QEMU firmware: the clock, the serial link to the
+ * host bridge (net hooks, test configuration), the NOR flash model. */
 #ifndef FW_H
 #define FW_H
 
@@ -9,45 +9,56 @@
 
 #include "fota.h"
 
-/* ---- images and CRC-32 ---------------------------------------------- */
+/* ---- clock (clock.c) ---------------------------------------------------- */
 
-/* Byte `i` of the test image `seed`: a hash of both, so any range of the
- * image can be served without storing it. */
-uint8_t image_byte(uint32_t seed, uint32_t i);
-/* CRC-32 (IEEE 802.3, reflected 0xEDB88320), bit by bit; `crc` starts at 0. */
-uint32_t crc32_update(uint32_t crc, const uint8_t *data, size_t len);
-/* CRC-32 of the whole test image `seed` of `len` bytes. */
-uint32_t image_crc32(uint32_t seed, uint32_t len);
+#define CLOCK_HZ 25000000u  /* mps2-an386 system clock: the timer's tick rate */
 
-/* ---- scripted HTTP server (net hooks) -------------------------------- */
+void clock_init(void);
+/* Ticks of CLOCK_HZ since clock_init(). */
+uint64_t clock_ticks(void);
+uint32_t clock_ms(void);
+/* Busy-waits (no other task to run). */
+void clock_sleep_ms(uint32_t ms);
+/* Brackets a hook's body: the ticks spent inside hooks are counted apart, so
+ * that fota's own work can be told from waiting on the wire. */
+void hook_enter(void);
+void hook_leave(void);
+uint64_t hook_ticks(void);
 
-enum framing { FRAMING_LENGTH, FRAMING_CHUNKED, FRAMING_NONE };
+/* ---- serial link to the host bridge (link.c) ---------------------------- */
 
-struct scenario {
-    const char *name;
-    const char *url;          /* what fota_request() is given */
-    const char *path;         /* request target the server expects */
-    uint32_t seed, len;       /* the image */
-    enum framing framing;
-    uint16_t status;          /* first answer's status (200, or >= 300 for no update) */
-    uint32_t drop_after;      /* body bytes sent before the first connection drops (0: never) */
-    int32_t expect_result;    /* what fota_request() must return */
-    uint32_t expect_retries;
+/* What the bridge tells the firmware to do (the HELLO answer). */
+struct test_config {
+    const char *url;
+    const uint8_t *ca;          /* PEM/DER bytes, NULL for none */
+    size_t ca_len;
+    int32_t expect_result;
+    uint32_t expect_len;        /* image bytes when expect_result is FOTA_OK */
+    const char *dump_path;      /* host file the committed image is written to, or NULL */
+    uint32_t max_retries;
+    uint32_t retry_delay_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t timeout_ms;
 };
 
-/* Resets the server for a scenario. */
-void server_start(const struct scenario *sc);
-/* Empty string when every request the server got was as expected, else why not. */
-const char *server_error(void);
-uint32_t server_connections(void);
+/* Says hello to the bridge and fills `cfg` from its answer (pointers into a
+ * static buffer). Returns 0, or < 0 when the link failed. */
+int32_t link_start(struct test_config *cfg);
+/* Host time (seconds since 1970) and random bytes, from the bridge. */
+uint64_t link_unix_time(void);
+int32_t link_random(uint8_t *buf, size_t len);
+/* Empty when the link worked, else the first failure (framing, timeout). */
+const char *link_error(void);
+/* Frames exchanged, payload bytes received from the bridge. */
+uint32_t link_frames(void);
 
-extern const fota_net_ops_t server_net_ops;
+extern const fota_net_ops_t link_net_ops;
 
-/* ---- NOR flash model (flash hooks) ----------------------------------- */
+/* ---- NOR flash model (nor.c) -------------------------------------------- */
 
 #define NOR_SECTOR 4096u
 #define NOR_PAGE 256u
-#define NOR_SIZE (128u * 1024u)
+#define NOR_SIZE (256u * 1024u)
 
 struct nor_stats {
     uint32_t inits, erased_sectors, writes, bytes_programmed, ends, commits;
@@ -62,11 +73,5 @@ const uint8_t *nor_area(void);
 uint32_t nor_address(void);
 
 extern const fota_flash_ops_t nor_flash_ops;
-
-/* ---- virtual clock (sys hooks) --------------------------------------- */
-
-/* Milliseconds: advanced by sleep_ms, by recv timeouts and 1 ms per I/O call. */
-uint32_t clock_ms(void);
-void clock_advance(uint32_t ms);
 
 #endif

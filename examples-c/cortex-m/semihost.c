@@ -2,7 +2,13 @@
  * argument in r1. QEMU needs `-semihosting-config enable=on,target=native`. */
 #include "semihost.h"
 
+#include <string.h>
+
+#define SYS_OPEN 0x01
+#define SYS_CLOSE 0x02
 #define SYS_WRITE0 0x04
+#define SYS_WRITE 0x05
+#define OPEN_MODE_WB 5 /* fopen mode "wb" */
 #define SYS_EXIT 0x18
 #define SYS_EXIT_EXTENDED 0x20
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
@@ -35,6 +41,19 @@ void sh_puthex(uint32_t v) {
     }
     buf[10] = '\0';
     sh_puts(buf);
+}
+
+int sh_write_file(const char *path, const uint8_t *data, uint32_t len) {
+    uint32_t open_args[3] = {(uint32_t)(uintptr_t)path, OPEN_MODE_WB, (uint32_t)strlen(path)};
+    int32_t fd = (int32_t)semihost(SYS_OPEN, open_args);
+    if (fd < 0) {
+        return -1;
+    }
+    uint32_t write_args[3] = {(uint32_t)fd, (uint32_t)(uintptr_t)data, len};
+    uint32_t left = semihost(SYS_WRITE, write_args);  /* bytes NOT written */
+    uint32_t close_args[1] = {(uint32_t)fd};
+    uint32_t closed = semihost(SYS_CLOSE, close_args);
+    return left == 0 && closed == 0 ? 0 : -1;
 }
 
 void sh_exit(uint32_t code) {

@@ -5,8 +5,12 @@
  *           connect, poll-bounded send/recv).
  * flash.c - fota_flash_ops_t over a file: the image is written to OUT.part
  *           and renamed to OUT only when fota commits it.
- * main.c  - fota_sys_ops_t, the command line, progress display and
+ * sys.c   - fota_sys_ops_t's clock, sleep, random and time hooks.
+ * main.c  - the log hook, the command line, progress display and
  *           fota_request().
+ *
+ * net.c, flash.c and sys.c form the static library fota_posix_hooks, which
+ * the Lua modules (examples-c/lua) link as well.
  */
 #ifndef FOTA_POSIX_PLATFORM_H
 #define FOTA_POSIX_PLATFORM_H
@@ -19,7 +23,10 @@
 
 /* ---- net.c ------------------------------------------------------------ */
 
-/* Fills the hook table; the socket hooks need no context (ctx = NULL). */
+/* Fills the hook table; the socket hooks need no context (ctx = NULL).
+   The connect hook maps host names through the environment variable
+   FOTA_HOSTS="name=addr:port,name=addr,..." before resolving them (tests
+   point real-looking URLs at local servers); see net.c. */
 void posix_net_ops(fota_net_ops_t *ops);
 /* Bytes the recv hook returned so far (heads and bodies): what was fetched. */
 extern uint64_t posix_net_received;
@@ -63,5 +70,14 @@ void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back
 /* The test-only power loss: SIGKILL now if `point` is the configured one
    and `count` reached its N (see crash_point). */
 void posix_crash_check(posix_flash_t *flash, const char *point, unsigned long count);
+
+/* ---- sys.c ------------------------------------------------------------ */
+
+/* The system hooks (ctx unused): monotonic milliseconds, sleep, random bytes
+   (getrandom/getentropy), seconds since 1970. */
+uint32_t posix_sys_now_ms(void *ctx);
+void posix_sys_sleep_ms(void *ctx, uint32_t ms);
+int32_t posix_sys_random(void *ctx, uint8_t *buf, size_t len);
+uint64_t posix_sys_unix_time(void *ctx);
 
 #endif /* FOTA_POSIX_PLATFORM_H */

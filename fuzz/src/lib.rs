@@ -1,6 +1,7 @@
 //! Checks shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`) and the
 //! regression tests (`tests/fuzz_regressions.rs` includes this file with
-//! `#[path]`, so it depends on nothing but `fota` and `std`).
+//! `#[path]`, so it depends on nothing but `fota`, `std` and the crates fota
+//! itself links: `sha2` and `p256` for the reference verifier of `mcuboot`).
 //!
 //! Each `check_*` function takes the raw fuzzer input, drives one part of the
 //! library with it and panics when an invariant breaks. Input formats are
@@ -707,7 +708,19 @@ struct FuzzNet<'a> {
     connects: usize,
 }
 
-impl FuzzNet<'_> {
+impl<'a> FuzzNet<'a> {
+    fn new(time: &Time, responses: Vec<&'a [u8]>, control: &'a [u8]) -> Self {
+        FuzzNet {
+            time: time.clone(),
+            responses,
+            control,
+            next_response: 0,
+            current: None,
+            log: Vec::new(),
+            connects: 0,
+        }
+    }
+
     fn control(&mut self) -> Option<u8> {
         let (&c, rest) = self.control.split_first()?;
         self.control = rest;
@@ -809,6 +822,8 @@ struct Faults {
     fail_write: usize,
     /// `done()` reports busy this many times first.
     busy: u32,
+    /// The platform gave a read hook: the image is read back before commit.
+    readable: bool,
 }
 
 /// One flash call, in order.
@@ -833,6 +848,23 @@ struct FuzzFlash {
     calls: Vec<FlashCall>,
     /// Length announced to the open image's `init`.
     announced: u32,
+}
+
+impl FuzzFlash {
+    fn new(granularity: u32, max_len: u32, faults: Faults) -> Self {
+        FuzzFlash {
+            granularity,
+            max_len,
+            faults,
+            mem: Vec::new(),
+            open: false,
+            writes: 0,
+            write_failed: false,
+            polls: 0,
+            calls: Vec::new(),
+            announced: 0,
+        }
+    }
 }
 
 impl Flash for FuzzFlash {
@@ -940,6 +972,18 @@ impl Flash for FuzzFlash {
         } else {
             Ok(())
         }
+    }
+
+    fn can_read(&self) -> bool {
+        self.faults.readable
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Error> {
+        assert!(self.faults.readable, "read without a read hook");
+        assert!(self.open, "read outside init..end");
+        let at = offset as usize;
+        buf.copy_from_slice(&self.mem[at..at + buf.len()]);
+        Ok(())
     }
 }
 
@@ -1054,11 +1098,13 @@ pub fn check_session(data: &[u8]) -> i32 {
             end_fails: config[4] & 4 != 0,
             fail_write: usize::from(config[5]),
             busy: u32::from(config[6] % 16),
+            readable: config[4] & 8 != 0,
         }
     } else {
         Faults {
             fail_write: usize::from(config[5]),
             busy: u32::from(config[6] % 16),
+            readable: config[4] & 8 != 0,
             ..Faults::default()
         }
     };
@@ -1073,27 +1119,8 @@ pub fn check_session(data: &[u8]) -> i32 {
     responses.push(tail);
 
     let time: Time = Rc::new(Cell::new(0xffff_0000)); // wraps during the run
-    let mut net = FuzzNet {
-        time: time.clone(),
-        responses,
-        control,
-        next_response: 0,
-        current: None,
-        log: Vec::new(),
-        connects: 0,
-    };
-    let mut flash = FuzzFlash {
-        granularity,
-        max_len,
-        faults,
-        mem: Vec::new(),
-        open: false,
-        writes: 0,
-        write_failed: false,
-        polls: 0,
-        calls: Vec::new(),
-        announced: 0,
-    };
+    let mut net = FuzzNet::new(&time, responses, control);
+    let mut flash = FuzzFlash::new(granularity, max_len, faults);
     let clock = FuzzClock { time: time.clone() };
     let mut sys = FuzzSys {
         time,
@@ -1124,10 +1151,20 @@ pub fn check_session(data: &[u8]) -> i32 {
     assert!(
         !matches!(
             outcome,
-            Err(Error::Busy | Error::Tls | Error::Verify | Error::PlatformParam)
+            Err(Error::Busy | Error::Tls | Error::PlatformParam)
         ),
         "{outcome:?} cannot happen here"
     );
+    // No check is configured: only a server's Repr-Digest can refuse an image.
+    if outcome == Err(Error::Verify) {
+        let said = net.log.iter().any(|l| {
+            l.delivered
+                .to_ascii_lowercase()
+                .windows(11)
+                .any(|w| w == b"repr-digest")
+        });
+        assert!(said, "FOTA_ERR_VERIFY without a Repr-Digest");
+    }
 
     // Connections: each closed once, nothing left open, well-formed requests.
     assert!(net.current.is_none(), "connection left open");
@@ -1225,4 +1262,198 @@ fn check_request(req: &[u8], method: &str) {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------
+// mcuboot: a signed-image request, against a reference verifier
+// ---------------------------------------------------------------------------
+
+/// The public half of `fuzz/keys/mcuboot-test.pem` (the corpus is signed with it).
+const MCUBOOT_TEST_KEY: &[u8] = include_bytes!("../keys/mcuboot-test.pub.pem");
+
+/// Input: one byte `n` (taken mod 33), `n` control bytes (how the transport
+/// cuts the response, as in `session`), then an image served as the body of
+/// one `200` with a `Content-Length`. The request has `image_key` = the test
+/// key and `version` = 1.0.0.
+///
+/// Invariants: fota commits the image (exactly the served bytes) if and only
+/// if the reference verifier below accepts it: a well-formed MCUboot image
+/// whose `SHA256` TLV is the hash of header, body and protected TLVs, whose
+/// `KEYHASH` (if any) is the test key's, whose `ECDSA_SIG` verifies with the
+/// test key (p256, independently), not older than 1.0.0, ending exactly
+/// where its TLV area ends. Otherwise the result is `FOTA_ERR_VERIFY` (or a
+/// transport error from the control bytes) and nothing is committed.
+pub fn check_mcuboot(data: &[u8]) -> i32 {
+    let Some((&n, rest)) = data.split_first() else {
+        return -1;
+    };
+    let (control, image) = rest.split_at(usize::from(n % 33).min(rest.len()));
+    let mut response =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", image.len()).into_bytes();
+    response.extend_from_slice(image);
+    let time: Time = Rc::new(Cell::new(0));
+    let mut net = FuzzNet::new(&time, vec![&response], control);
+    let mut flash = FuzzFlash::new(0, 0, Faults::default());
+    let clock = FuzzClock { time: time.clone() };
+    let mut sys = FuzzSys {
+        time,
+        last_progress: None,
+    };
+    let mut opts = Options {
+        url: Some("http://fw.example/app.bin"),
+        headers: b"X-Fuzz: 1",
+        max_retries: 0,
+        image_key: MCUBOOT_TEST_KEY,
+        ..Options::default()
+    };
+    opts.params.version = Some("1.0.0");
+    let status = Status::new();
+    let mut ws = Box::new(Workspace::new());
+    let outcome = session::run(
+        &mut ws, &mut net, &mut flash, &clock, &mut sys, &status, &opts,
+    );
+    let code = result::code(outcome);
+    let delivered_all = net
+        .log
+        .first()
+        .is_some_and(|l| l.delivered.len() == response.len());
+    let valid = reference_mcuboot(image);
+    match outcome {
+        Ok(()) => {
+            assert!(
+                valid.is_ok(),
+                "committed an image the reference refuses: {valid:?}"
+            );
+            assert!(flash.mem == image, "committed bytes differ from the image");
+        }
+        Err(Error::Verify) => assert!(valid.is_err(), "refused a valid signed image"),
+        Err(e) => assert!(
+            !delivered_all || matches!(e, Error::Response | Error::TooLarge) && image.is_empty(),
+            "{e:?} after the whole response arrived"
+        ),
+    }
+    if valid.is_ok() && delivered_all {
+        assert_eq!(
+            outcome,
+            Ok(()),
+            "a valid signed image, fully delivered, not committed"
+        );
+    }
+    code
+}
+
+/// The reference: the whole image in memory, parsed by position.
+fn reference_mcuboot(img: &[u8]) -> Result<(), &'static str> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use sha2::{Digest, Sha256};
+    let u16_at = |at: usize| {
+        img.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        img.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if img.len() < 32 || u32_at(0) != Some(0x96f3_b83d) {
+        return Err("magic");
+    }
+    let hdr = u64::from(u16_at(8).unwrap());
+    let prot = u64::from(u16_at(10).unwrap());
+    let body = u64::from(u32_at(12).unwrap());
+    if hdr < 32 || (prot != 0 && prot < 4) {
+        return Err("header sizes");
+    }
+    let body_end = hdr + body;
+    let tlv_start = body_end + prot;
+    if tlv_start > u64::from(u32::MAX) || tlv_start + 4 > img.len() as u64 {
+        return Err("sizes past the image");
+    }
+    let version = (img[20], img[21], u16_at(22).unwrap());
+    if version < (1, 0, 0) {
+        return Err("older than 1.0.0");
+    }
+    // Walks one TLV area: its end and (kind, value) pairs, or an error.
+    type Area<'a> = Result<(usize, Vec<(u16, &'a [u8])>), &'static str>;
+    let area = |start: usize, magic: u16, total: Option<u16>| -> Area<'_> {
+        if u16_at(start) != Some(magic) {
+            return Err("info magic");
+        }
+        let tot = u16_at(start + 2).ok_or("info")?;
+        if tot < 4 || total.is_some_and(|t| t != tot) {
+            return Err("info length");
+        }
+        let end = start + usize::from(tot);
+        let mut at = start + 4;
+        let mut items = Vec::new();
+        while at < end {
+            let kind = u16_at(at).ok_or("truncated")?;
+            let len = usize::from(u16_at(at + 2).ok_or("truncated")?);
+            if at + 4 + len > end {
+                return Err("tlv past its area");
+            }
+            items.push((kind, img.get(at + 4..at + 4 + len).ok_or("truncated")?));
+            at += 4 + len;
+        }
+        Ok((end, items))
+    };
+    let mut counter = None;
+    if prot > 0 {
+        let (_, items) = area(body_end as usize, 0x6908, Some(prot as u16))?;
+        for (kind, value) in items {
+            if kind == 0x50 {
+                counter = Some(<[u8; 4]>::try_from(value).map_err(|_| "counter size")?);
+            }
+        }
+    }
+    let _ = counter;
+    let (end, items) = area(tlv_start as usize, 0x6907, None)?;
+    if end != img.len() {
+        return Err("length differs from the TLV area's end");
+    }
+    let (mut hash, mut keyhash, mut sig) = (None, None, None);
+    for (kind, value) in items {
+        match kind {
+            0x10 => hash = Some(<[u8; 32]>::try_from(value).map_err(|_| "hash size")?),
+            0x01 => keyhash = Some(<[u8; 32]>::try_from(value).map_err(|_| "keyhash size")?),
+            0x22 if value.len() > 80 => return Err("signature size"),
+            0x22 => sig = Some(value),
+            _ => {}
+        }
+    }
+    let hash = hash.ok_or("no hash")?;
+    let digest: [u8; 32] = Sha256::digest(&img[..tlv_start as usize]).into();
+    if hash != digest {
+        return Err("hash");
+    }
+    let spki = test_key_spki();
+    if keyhash.is_some_and(|k| k[..] != Sha256::digest(&spki)[..]) {
+        return Err("keyhash");
+    }
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&spki[26..]).unwrap();
+    let sig = p256::ecdsa::Signature::from_der(sig.ok_or("no signature")?).map_err(|_| "der")?;
+    key.verify_prehash(&hash, &sig).map_err(|_| "signature")
+}
+
+/// The DER SubjectPublicKeyInfo of the test key (the PEM's base64 body).
+fn test_key_spki() -> Vec<u8> {
+    let text = std::str::from_utf8(MCUBOOT_TEST_KEY).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in b64.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
