@@ -113,7 +113,9 @@ impl Persist {
     }
 
     /// Writes a tombstone over a live record. Returns false when no slot
-    /// took it.
+    /// took it. Not inlined: its record buffer is on the stack only while
+    /// it runs, not in every frame that might call it.
+    #[inline(never)]
     fn forget<F: Flash>(&mut self, flash: &mut F) -> bool {
         if !self.live {
             return true;
@@ -181,6 +183,11 @@ impl<'f, F: Flash> Image<'f, F> {
         }
     }
 
+    /// Whether the platform gave the state hooks and `reopen`.
+    pub(crate) fn persistent(&self) -> bool {
+        self.flash.can_persist()
+    }
+
     /// Successful state saves so far.
     pub(crate) fn saves(&self) -> u32 {
         self.persist.as_ref().map_or(0, |p| p.saves)
@@ -196,7 +203,9 @@ impl<'f, F: Flash> Image<'f, F> {
     /// are saved every `interval` bytes from now on. `buf` is room to read
     /// into (at least two records). Errors: `Aborted` or `Timeout` while
     /// the kept bytes are read back (the image stays taken up, so that the
-    /// failure keeps the record as it does after a drop).
+    /// failure keeps the record as it does after a drop). Not inlined: a
+    /// request without state hooks does not carry its frame.
+    #[inline(never)]
     pub(crate) fn resume<C: Clock>(
         &mut self,
         id: [u8; 32],
@@ -296,7 +305,9 @@ impl<'f, F: Flash> Image<'f, F> {
     }
 
     /// Saves a live record of the image at its durable offset (whole blocks,
-    /// short of the end). Returns that offset when the save succeeded.
+    /// short of the end). Returns that offset when the save succeeded. Not
+    /// inlined, for the same reason as [`Persist::forget`].
+    #[inline(never)]
     fn save(&mut self) -> Option<u32> {
         let granularity = self.flash.granularity().max(1);
         let offset = self.written.min(self.total.saturating_sub(1));

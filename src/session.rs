@@ -331,8 +331,13 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
     }
 
     /// Takes up the image a record in the state slots describes, when it
-    /// belongs to this request (`url`: the composed URL).
+    /// belongs to this request (`url`: the composed URL). Not inlined: the
+    /// request id's hasher lives only while this runs, before any traffic.
+    #[inline(never)]
     fn resume(&mut self, url: &[u8], rx: &mut [u8]) -> Result<(), Error> {
+        if !self.image.persistent() {
+            return Ok(());
+        }
         let url = core::str::from_utf8(url).unwrap_or_default();
         let id = resume::request_id(self.opts.method, url, self.opts.image_sha256);
         let interval = self.opts.state_interval.max(1);
