@@ -269,8 +269,10 @@ typedef struct fota_storage_t {
   void *param1;
 } fota_storage_t;
 
-// Flash hooks: the update area. One image at a time: `init`, `write`s in
-// order without gaps, `done` until finished, then `end` exactly once.
+// Flash hooks: the update area. One image at a time: `init` (or `reopen`),
+// `write`s in order without gaps, `done` until finished, then `end` exactly
+// once; with the state hooks, a request that fails in a way a later one may
+// cure leaves the image without `end`, for the next request's `reopen`.
 typedef struct fota_flash_ops_t {
   // Passed as the first argument of every hook.
   void *ctx;
@@ -289,7 +291,9 @@ typedef struct fota_flash_ops_t {
   int32_t (*done)(void *ctx);
   // Required. `commit` true: every byte arrived and every check passed, mark
   // the new image for the bootloader. False: discard it. Called exactly once
-  // after every successful `init`. Returns: >= 0 ok, < 0 failed.
+  // after every successful `init` or `reopen` that kept bytes, except when
+  // a failure left the image for a later request (see `reopen`).
+  // Returns: >= 0 ok, < 0 failed.
   int32_t (*end)(void *ctx, bool commit);
   // Write granularity in bytes: 0 for any, else a power of two up to 4096.
   uint32_t write_granularity;

@@ -143,8 +143,10 @@ pub struct fota_storage_t {
     pub param1: *mut c_void,
 }
 
-/// Flash hooks: the update area. One image at a time: `init`, `write`s in
-/// order without gaps, `done` until finished, then `end` exactly once.
+/// Flash hooks: the update area. One image at a time: `init` (or `reopen`),
+/// `write`s in order without gaps, `done` until finished, then `end` exactly
+/// once; with the state hooks, a request that fails in a way a later one may
+/// cure leaves the image without `end`, for the next request's `reopen`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct fota_flash_ops_t {
@@ -173,7 +175,9 @@ pub struct fota_flash_ops_t {
     pub done: Option<unsafe extern "C" fn(ctx: *mut c_void) -> i32>,
     /// Required. `commit` true: every byte arrived and every check passed, mark
     /// the new image for the bootloader. False: discard it. Called exactly once
-    /// after every successful `init`. Returns: >= 0 ok, < 0 failed.
+    /// after every successful `init` or `reopen` that kept bytes, except when
+    /// a failure left the image for a later request (see `reopen`).
+    /// Returns: >= 0 ok, < 0 failed.
     pub end: Option<unsafe extern "C" fn(ctx: *mut c_void, commit: bool) -> i32>,
     /// Write granularity in bytes: 0 for any, else a power of two up to 4096.
     pub write_granularity: u32,

@@ -82,10 +82,11 @@ pub fn run<T: Transport, F: Flash, C: Clock, S: System>(
                 // The image is incomplete or failed a check: never leave it
                 // marked good. After a failure a later request may cure,
                 // the resume record keeps it for that request instead.
-                let kept = match e {
-                    Error::Aborted => session.image.suspend(),
-                    e if retryable(e) => session.image.suspend(),
-                    _ => None,
+                let curable = retryable(e) || e == Error::Aborted;
+                let kept = if curable {
+                    session.image.suspend()
+                } else {
+                    None
                 };
                 if kept.is_none() {
                     session.image.discard();
