@@ -1,7 +1,9 @@
 /* Flash hooks over a modelled NOR flash: 4 KiB sectors erased to 0xFF, 256-byte
  * pages. Programming can only turn 1 bits into 0 bits, so a byte that is not
  * erased cannot be written: `write` fails on such a byte, as it does outside
- * the area or when the library breaks the page-alignment contract. */
+ * the area or when the library breaks the page-alignment contract. The
+ * optional `read` hook reads the area back (memory-mapped NOR: a copy), so
+ * fota can compare what flash holds with what it wrote before end(true). */
 #include <string.h>
 
 #include "fw.h"
@@ -89,6 +91,25 @@ static int32_t program(uint32_t offset, const uint8_t *data, size_t len) {
     return 0;
 }
 
+static int32_t read_back(uint32_t offset, uint8_t *buf, size_t len) {
+    stats.reads++;
+    if (buf == NULL || len == 0) {
+        violation("read: empty read");
+        return -1;
+    }
+    if (stats.inits == 0 || stats.ends == stats.inits) {
+        violation("read: no image open (between init and end)");
+        return -1;
+    }
+    if (offset >= NOR_SIZE || len > NOR_SIZE - offset) {
+        violation("read: outside the area");
+        return -1;
+    }
+    memcpy(buf, nor_mem + offset, len);
+    stats.bytes_read += (uint32_t)len;
+    return 0;
+}
+
 static int32_t nor_done(void *ctx) {
     (void)ctx;
     /* A few instructions: counted as fota's. */
@@ -128,11 +149,23 @@ static int32_t nor_write(void *ctx, uint32_t offset, const uint8_t *data, size_t
     return r;
 }
 
-const fota_flash_ops_t nor_flash_ops = {
-    .ctx = NULL,
-    .init = nor_init,
-    .write = nor_write,
-    .done = nor_done,
-    .end = nor_end,
-    .write_granularity = NOR_PAGE,
-};
+static int32_t nor_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len) {
+    (void)ctx;
+    hook_enter();
+    int32_t r = read_back(offset, buf, len);
+    hook_leave();
+    return r;
+}
+
+fota_flash_ops_t nor_flash_ops(bool with_read) {
+    fota_flash_ops_t ops = {
+        .ctx = NULL,
+        .init = nor_init,
+        .write = nor_write,
+        .done = nor_done,
+        .end = nor_end,
+        .write_granularity = NOR_PAGE,
+        .read = with_read ? nor_read : NULL,
+    };
+    return ops;
+}
