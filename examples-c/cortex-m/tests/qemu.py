@@ -239,35 +239,48 @@ def case_faults(c, args):
     return None
 
 
-def signed_images(imgtool, workdir, www):
-    """Keys made by `imgtool keygen` and MCUboot images signed by `imgtool
-    sign` into www: signed.bin (20000 B body, 1.3.0, security counter 7),
-    bad-body.bin (the same with one body byte flipped), old.bin (1.1.0).
-    Returns {"good": PEM, "other": PEM} (`imgtool getpub -e pem`)."""
-    keys = os.path.join(workdir, "keys")
-    os.makedirs(keys)
+class Imgtool:
+    """MCUboot's `imgtool` (PyPI): keys made at test time in `keydir`, images
+    signed into `www`."""
 
-    def tool(*argv):
-        return subprocess.run(imgtool + list(argv), check=True, capture_output=True,
+    def __init__(self, command, keydir, www):
+        self.command, self.keydir, self.www = command, keydir, www
+        os.makedirs(keydir)
+
+    def _run(self, *argv):
+        return subprocess.run(self.command + list(argv), check=True, capture_output=True,
                               timeout=60).stdout
 
-    pub = {}
-    for name in ("good", "other"):
-        tool("keygen", "-k", os.path.join(keys, name + ".pem"), "-t", "ecdsa-p256")
-        pub[name] = tool("getpub", "-k", os.path.join(keys, name + ".pem"), "-e", "pem")
+    def key(self, name):
+        """A new ECDSA P-256 key `name`; returns its public key, PEM
+        (`imgtool getpub -e pem`: the firmware's image_key)."""
+        k = os.path.join(self.keydir, name + ".pem")
+        self._run("keygen", "-k", k, "-t", "ecdsa-p256")
+        return self._run("getpub", "-k", k, "-e", "pem")
 
-    def sign(name, size, version, *extra):
-        raw = os.path.join(keys, name + ".raw")
+    def sign(self, name, body, version, key, *extra):
+        """www/name: `body` random bytes signed with `key` as an MCUboot image
+        (512-byte header, TLVs after the body); returns its bytes."""
+        raw = os.path.join(self.keydir, name + ".raw")
         with open(raw, "wb") as f:
-            f.write(os.urandom(size))
-        tool("sign", "--key", os.path.join(keys, "good.pem"), "--header-size", "0x200",
-             "--pad-header", "--align", "4", "--version", version, "--slot-size", "0x40000",
-             *extra, raw, os.path.join(www, name))
+            f.write(os.urandom(body))
+        out = os.path.join(self.www, name)
+        self._run("sign", "--key", os.path.join(self.keydir, key + ".pem"), "--header-size",
+                  "0x200", "--pad-header", "--align", "4", "--version", version,
+                  "--slot-size", "0x40000", *extra, raw, out)
+        with open(out, "rb") as f:
+            return f.read()
 
-    sign("signed.bin", SIGNED_BODY, "1.3.0", "--security-counter", "7")
-    sign("old.bin", 4000, "1.1.0")
-    with open(os.path.join(www, "signed.bin"), "rb") as f:
-        bad = bytearray(f.read())
+
+def signed_images(imgtool, workdir, www):
+    """Into www: signed.bin (20000 B body, 1.3.0, security counter 7),
+    bad-body.bin (the same with one body byte flipped), old.bin (1.1.0), all
+    signed with the key "good". Returns {"good": PEM, "other": PEM}."""
+    tool = Imgtool(imgtool, os.path.join(workdir, "keys"), www)
+    pub = {name: tool.key(name) for name in ("good", "other")}
+    bad = bytearray(tool.sign("signed.bin", SIGNED_BODY, "1.3.0", "good",
+                              "--security-counter", "7"))
+    tool.sign("old.bin", 4000, "1.1.0", "good")
     bad[0x200 + SIGNED_BODY // 2] ^= 0x20
     with open(os.path.join(www, "bad-body.bin"), "wb") as f:
         f.write(bad)
