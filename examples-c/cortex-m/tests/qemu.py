@@ -68,7 +68,7 @@ BUDGET = os.path.join(ROOT, "scripts", "size-budget.txt")
 STACK_MARGIN = 0.05
 SLACK_B = 3000  # TLS handshake and response heads of a resumed download
 FOTA_ERR_VERIFY = VERIFY_ERR[0]
-SIGNED_BODY = 20000  # body bytes of the signed image (plus a 512-byte header and TLVs)
+SIGNED_BODY = 12000  # body bytes of the signed image (plus a 512-byte header and TLVs)
 
 
 def budget():
@@ -273,7 +273,7 @@ class Imgtool:
 
 
 def signed_images(imgtool, workdir, www):
-    """Into www: signed.bin (20000 B body, 1.3.0, security counter 7),
+    """Into www: signed.bin (12000 B body, 1.3.0, security counter 7),
     bad-body.bin (the same with one body byte flipped), old.bin (1.1.0), all
     signed with the key "good". Returns {"good": PEM, "other": PEM}."""
     tool = Imgtool(imgtool, os.path.join(workdir, "keys"), www)
