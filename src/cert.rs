@@ -44,20 +44,12 @@ pub fn issuer_of<'a>(cas: &[&'a [u8]], issued: &[u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pem::decode;
+    use crate::pem::tests::der;
 
     // A P-256 CA and a server certificate it issued (openssl, test data).
     const CA_PEM: &[u8] = include_bytes!("../tests/data/ca.pem");
     const SERVER_PEM: &[u8] = include_bytes!("../tests/data/server.pem");
     const OTHER_CA_PEM: &[u8] = include_bytes!("../tests/data/other-ca.pem");
-
-    fn der(pem: &[u8]) -> Vec<u8> {
-        let mut out = vec![0; 4096];
-        let d = decode(pem, b"CERTIFICATE", &mut out).unwrap();
-        assert_eq!(d.count, 1);
-        out.truncate(d.used);
-        out
-    }
 
     #[test]
     fn the_issuing_ca_is_picked_by_name() {

@@ -126,14 +126,15 @@ pub(crate) fn tlv(input: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // A P-256 CA and a server certificate it issued (openssl, test data).
     const CA_PEM: &[u8] = include_bytes!("../tests/data/ca.pem");
     const OTHER_CA_PEM: &[u8] = include_bytes!("../tests/data/other-ca.pem");
 
-    fn der(pem: &[u8]) -> Vec<u8> {
+    /// The DER of the one certificate of a PEM input (also used by cert's tests).
+    pub(crate) fn der(pem: &[u8]) -> Vec<u8> {
         let mut out = vec![0; 4096];
         let d = decode(pem, b"CERTIFICATE", &mut out).unwrap();
         assert_eq!(d.count, 1);

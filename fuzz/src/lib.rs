@@ -708,7 +708,19 @@ struct FuzzNet<'a> {
     connects: usize,
 }
 
-impl FuzzNet<'_> {
+impl<'a> FuzzNet<'a> {
+    fn new(time: &Time, responses: Vec<&'a [u8]>, control: &'a [u8]) -> Self {
+        FuzzNet {
+            time: time.clone(),
+            responses,
+            control,
+            next_response: 0,
+            current: None,
+            log: Vec::new(),
+            connects: 0,
+        }
+    }
+
     fn control(&mut self) -> Option<u8> {
         let (&c, rest) = self.control.split_first()?;
         self.control = rest;
@@ -836,6 +848,23 @@ struct FuzzFlash {
     calls: Vec<FlashCall>,
     /// Length announced to the open image's `init`.
     announced: u32,
+}
+
+impl FuzzFlash {
+    fn new(granularity: u32, max_len: u32, faults: Faults) -> Self {
+        FuzzFlash {
+            granularity,
+            max_len,
+            faults,
+            mem: Vec::new(),
+            open: false,
+            writes: 0,
+            write_failed: false,
+            polls: 0,
+            calls: Vec::new(),
+            announced: 0,
+        }
+    }
 }
 
 impl Flash for FuzzFlash {
@@ -1090,27 +1119,8 @@ pub fn check_session(data: &[u8]) -> i32 {
     responses.push(tail);
 
     let time: Time = Rc::new(Cell::new(0xffff_0000)); // wraps during the run
-    let mut net = FuzzNet {
-        time: time.clone(),
-        responses,
-        control,
-        next_response: 0,
-        current: None,
-        log: Vec::new(),
-        connects: 0,
-    };
-    let mut flash = FuzzFlash {
-        granularity,
-        max_len,
-        faults,
-        mem: Vec::new(),
-        open: false,
-        writes: 0,
-        write_failed: false,
-        polls: 0,
-        calls: Vec::new(),
-        announced: 0,
-    };
+    let mut net = FuzzNet::new(&time, responses, control);
+    let mut flash = FuzzFlash::new(granularity, max_len, faults);
     let clock = FuzzClock { time: time.clone() };
     let mut sys = FuzzSys {
         time,
@@ -1282,27 +1292,8 @@ pub fn check_mcuboot(data: &[u8]) -> i32 {
         format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", image.len()).into_bytes();
     response.extend_from_slice(image);
     let time: Time = Rc::new(Cell::new(0));
-    let mut net = FuzzNet {
-        time: time.clone(),
-        responses: vec![&response],
-        control,
-        next_response: 0,
-        current: None,
-        log: Vec::new(),
-        connects: 0,
-    };
-    let mut flash = FuzzFlash {
-        granularity: 0,
-        max_len: 0,
-        faults: Faults::default(),
-        mem: Vec::new(),
-        open: false,
-        writes: 0,
-        write_failed: false,
-        polls: 0,
-        calls: Vec::new(),
-        announced: 0,
-    };
+    let mut net = FuzzNet::new(&time, vec![&response], control);
+    let mut flash = FuzzFlash::new(0, 0, Faults::default());
     let clock = FuzzClock { time: time.clone() };
     let mut sys = FuzzSys {
         time,
