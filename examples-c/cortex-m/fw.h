@@ -71,7 +71,7 @@ extern const fota_net_ops_t link_net_ops;
 
 struct nor_stats {
     uint32_t inits, erased_sectors, writes, bytes_programmed, ends, commits;
-    uint32_t reads, bytes_read;  /* through the read hook (read-back) */
+    uint32_t bytes_read;  /* through the read hook (read-back) */
     uint32_t image_len;  /* from init */
     const char *error;   /* first contract violation seen, or "" */
 };

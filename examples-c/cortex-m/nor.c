@@ -92,7 +92,6 @@ static int32_t program(uint32_t offset, const uint8_t *data, size_t len) {
 }
 
 static int32_t read_back(uint32_t offset, uint8_t *buf, size_t len) {
-    stats.reads++;
     if (buf == NULL || len == 0) {
         violation("read: empty read");
         return -1;
