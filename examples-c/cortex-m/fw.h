@@ -47,6 +47,7 @@ struct test_config {
     bool allow_downgrade;
     uint32_t security_counter;
     bool read_back;             /* give fota the NOR model's read hook */
+    uint32_t stuck_bit_at;      /* fault: image offset + 1 of a byte with a bit that does not program, 0 none */
     uint32_t expect_reason;     /* fota_progress_t.verify_reason after the request */
 };
 
@@ -78,6 +79,11 @@ struct nor_stats {
 
 /* Fills the area with 0x00 (old contents: nothing is erased) and resets the counters. */
 void nor_reset(void);
+/* Fault injection: at image offset `offset`, the lowest bit the image clears
+ * stays 1 (a cell that does not program; NOR_NO_FAULT for none). Only a
+ * read-back can notice. */
+#define NOR_NO_FAULT UINT32_MAX
+void nor_stuck_bit(uint32_t offset);
 const struct nor_stats *nor_stats(void);
 const uint8_t *nor_area(void);
 uint32_t nor_address(void);

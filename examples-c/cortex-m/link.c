@@ -262,6 +262,7 @@ int32_t link_start(struct test_config *cfg) {
         case 's': cfg->security_counter = u; break;
         case 'b': cfg->read_back = u != 0; break;
         case 'e': cfg->expect_reason = u; break;
+        case 'f': cfg->stuck_bit_at = u; break;
         default: fail("link: unknown configuration tag"); return -1;
         }
         if (tag == 'h' && len != 32) {

@@ -122,6 +122,7 @@ int main(void) {
         sh_puts("\n");
         return 2;
     }
+    nor_stuck_bit(cfg.stuck_bit_at != 0 ? cfg.stuck_bit_at - 1 : NOR_NO_FAULT);
 
     fota_platform_t p = {
         .net = link_net_ops,

@@ -14,6 +14,7 @@ static uint8_t nor_mem[NOR_SIZE];
 static struct nor_stats stats;
 static uint32_t busy_polls;      /* done() answers "busy" this many more times */
 static bool short_write_seen;    /* a write of less than a page: must be the last */
+static uint32_t stuck_at = NOR_NO_FAULT;  /* nor_stuck_bit() */
 
 static void violation(const char *why) {
     if (stats.error[0] == '\0') {
@@ -28,7 +29,10 @@ void nor_reset(void) {
     stats.error = "";
     busy_polls = 0;
     short_write_seen = false;
+    stuck_at = NOR_NO_FAULT;
 }
+
+void nor_stuck_bit(uint32_t offset) { stuck_at = offset; }
 
 const struct nor_stats *nor_stats(void) { return &stats; }
 const uint8_t *nor_area(void) { return nor_mem; }
@@ -82,7 +86,11 @@ static int32_t program(uint32_t offset, const uint8_t *data, size_t len) {
             }
         }
         for (size_t i = 0; i < n; i++) {
-            page[i] &= data[done + i];  /* NOR: 1 -> 0 only */
+            uint8_t v = data[done + i];
+            if (offset + done + i == stuck_at) {
+                v |= (uint8_t)(~v & (v + 1u));  /* its lowest 0 bit stays 1 */
+            }
+            page[i] &= v;  /* NOR: 1 -> 0 only */
         }
         done += n;
         stats.bytes_programmed += (uint32_t)n;

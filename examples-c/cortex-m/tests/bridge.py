@@ -76,12 +76,14 @@ def i32(v):
 def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
            retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000, image_key=None,
            image_sha256=None, version=None, allow_downgrade=False, security_counter=0,
-           read_back=True, expect_reason=0):
+           read_back=True, expect_reason=0, stuck_bit_at=None):
     """The HELLO answer: tag (1 byte), length (2, LE), value; strings end
     with a NUL, numbers are u32/i32 little-endian. `image_key` (PEM or DER
     bytes), `image_sha256` (32 bytes), `version`, `allow_downgrade` and
     `security_counter` are fota_opts_t's; `read_back`: the NOR model gives
-    fota its read hook; `expect_reason`: fota_progress_t.verify_reason."""
+    fota its read hook; `expect_reason`: fota_progress_t.verify_reason;
+    `stuck_bit_at`: the image offset where the NOR model fails to program a
+    bit (fault injection)."""
     def tlv(tag, value):
         return tag.encode() + struct.pack("<H", len(value)) + value
     out = tlv("u", url.encode() + b"\0")
@@ -98,7 +100,8 @@ def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
     for tag, v in (("r", expect_result), ("l", expect_len), ("m", retries),
                    ("w", retry_delay_ms), ("i", idle_timeout_ms), ("x", timeout_ms),
                    ("a", int(allow_downgrade)), ("s", security_counter),
-                   ("b", int(read_back)), ("e", expect_reason)):
+                   ("b", int(read_back)), ("e", expect_reason),
+                   ("f", 0 if stuck_bit_at is None else stuck_bit_at + 1)):
         out += tlv(tag, struct.pack("<i" if tag == "r" else "<I", v))
     return out
 

@@ -29,7 +29,8 @@ Cases:
           byte-identically after fota read it back through the NOR model's
           read hook; refused with 10 (FOTA_ERR_VERIFY), nothing committed and
           the verify_reason checked: one body byte flipped, another key, a
-          security counter below the device's, and a downgrade (1.1.0),
+          security counter below the device's, a NOR cell that does not
+          program (caught by the read-back), and a downgrade (1.1.0),
           refused before the NOR model saw an init or an erase
 
 Also checks the painted-stack figure of every successful request against
@@ -68,6 +69,7 @@ BUDGET = os.path.join(ROOT, "scripts", "size-budget.txt")
 STACK_MARGIN = 0.05
 SLACK_B = 3000  # TLS handshake and response heads of a resumed download
 FOTA_ERR_VERIFY = VERIFY_ERR[0]
+FOTA_VERIFY_READBACK = 11  # fota.h
 SIGNED_BODY = 12000  # body bytes of the signed image (plus a 512-byte header and TLVs)
 
 
@@ -303,6 +305,9 @@ def case_signed(c, args):
               image_key=pub["other"], version="1.2.0")
         c.run("security counter 7 below the device's 8", base + "signed.bin", want=FOTA_ERR_VERIFY,
               reason=REASON["security-counter"], security_counter=8, **key)
+        c.run("a NOR cell at offset 0 that does not program (one bit stays 1)",
+              base + "signed.bin", want=FOTA_ERR_VERIFY, reason=FOTA_VERIFY_READBACK,
+              stuck_bit_at=0, security_counter=7, **key)
         rep, _ = c.run("downgrade: 1.1.0 after 1.2.0", base + "old.bin", want=FOTA_ERR_VERIFY,
                        reason=REASON["downgrade"], **key)
         c.expect("  refused before the NOR was touched (no init, no erase)",
