@@ -2,13 +2,31 @@
 # The main job, end to end: a local nginx serves a sample firmware image
 # (rate-limited so that the progress bar is visible) and fota-posix downloads
 # it into a file-backed flash; then the checksums are compared.
+#
+#   scripts/demo.sh --lua   the same download by a LuatOS script, unchanged
+#                           from the libfota2 documentation, through the Lua
+#                           module libfota2 and examples-c/lua/luatos.lua
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+lua=
+case "${1:-}" in
+    --lua) lua=$(command -v lua5.4 || command -v lua5.3 || true) ;;
+    "") ;;
+    *) echo "usage: scripts/demo.sh [--lua]" >&2; exit 2 ;;
+esac
+
 scripts/setup.sh
-echo "demo: building fota-posix"
 cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/demo --target fota-posix -j"$(nproc)" >/dev/null
+if [ -n "${1:-}" ]; then
+    [ -n "$lua" ] || { echo "demo: no lua5.4 or lua5.3" >&2; exit 1; }
+    lua_version=${lua##*lua}
+    echo "demo: building the Lua modules for Lua $lua_version"
+    cmake --build build/demo --target "fotalua${lua_version/./}" -j"$(nproc)" >/dev/null
+else
+    echo "demo: building fota-posix"
+    cmake --build build/demo --target fota-posix -j"$(nproc)" >/dev/null
+fi
 bin=build/demo/examples-c/posix/fota-posix
 
 work=$(mktemp -d)
@@ -49,9 +67,35 @@ done
 
 url="http://127.0.0.1:$port/firmware-v2.bin"
 echo "demo: nginx serves an 8 MiB image at $url"
-echo "demo: fota-posix --out $work/firmware.bin $url"
 set +e
-"$bin" --out "$work/firmware.bin" "$url"
+if [ -n "$lua" ]; then
+    # libfota2's documented example, plus a progress line every 500 ms.
+    cat >"$work/main.lua" <<'LUA'
+local libfota2 = require("libfota2")
+function libfota_cb(result)
+    log.info("fota", "result", result)
+    if result == 0 then
+        rtos.reboot()
+    end
+end
+local opts = {url="http://xxxxxx.com/xxx/upgrade"}
+libfota2.request(libfota_cb, opts)
+sys.timerLoopStart(function()
+    local p = libfota2.progress()
+    log.info("fota", "progress", p.bytes_written, "/", p.total)
+end, 500)
+LUA
+    mkdir -p "$work/www/xxx"
+    ln -s ../firmware-v2.bin "$work/www/xxx/upgrade"
+    echo "demo: FOTA_HOSTS=xxxxxx.com=127.0.0.1:$port $(basename "$lua") examples-c/lua/luatos.lua main.lua"
+    sed 's/^/demo:   | /' "$work/main.lua"
+    FOTA_HOSTS="xxxxxx.com=127.0.0.1:$port" FOTA_OUT="$work/firmware.bin" \
+        LUA_CPATH="build/demo/examples-c/lua/$lua_version/?.so" \
+        "$lua" examples-c/lua/luatos.lua "$work/main.lua"
+else
+    echo "demo: fota-posix --out $work/firmware.bin $url"
+    "$bin" --out "$work/firmware.bin" "$url"
+fi
 code=$?
 set -e
 echo "demo: exit code $code"

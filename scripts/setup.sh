@@ -6,7 +6,7 @@ set -euo pipefail
 CBINDGEN_VERSION=0.29.4
 APT_PACKAGES=(cmake make gcc g++ pkg-config libcmocka-dev nginx python3 curl openssl valgrind
               gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
-              qemu-system-arm)
+              qemu-system-arm lua5.3 lua5.4 liblua5.3-dev liblua5.4-dev)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit tests and lints, the header check, the Cortex-M
 # cross build (LTO checked), and the CMake build with its CTest suite
-# (cmocka tests through fota.h, end-to-end downloads from real servers),
+# (cmocka tests through fota.h, end-to-end downloads from real servers, the
+# Lua modules under Lua 5.3 and 5.4 and once under ASan),
 # the fuzz targets for 30 s each and the benchmarks in smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ cargo clippy --quiet --features std --test fuzz_regressions -- -D warnings
 
 step "cargo test (with the std feature: also tests/, the fuzz regressions)"
 cargo test --quiet --features std
+
+step "cargo test --lib with rx-64k (the receive buffer of the host build)"
+cargo test --quiet --lib --features rx-64k
 
 step "header check"
 scripts/header.sh --check

@@ -32,19 +32,14 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     flash->path = path;
     flash->fd = -1;
     flash->part_path = NULL;
-    flash->buffered = 0;
-    flash->buf_at = 0;
-    flash->buf = NULL;
+    flash->written = 0;
     flash->trace = false;
     if (path == NULL) {
         return 0;
     }
     size_t n = strlen(path);
     flash->part_path = malloc(n + sizeof suffix);
-    flash->buf = malloc(POSIX_FLASH_BUF);
-    if (flash->part_path == NULL || flash->buf == NULL) {
-        free(flash->part_path);
-        free(flash->buf);
+    if (flash->part_path == NULL) {
         return -1;
     }
     memcpy(flash->part_path, path, n);
@@ -60,31 +55,6 @@ void posix_flash_cleanup(posix_flash_t *flash)
     }
     free(flash->part_path);
     flash->part_path = NULL;
-    free(flash->buf);
-    flash->buf = NULL;
-}
-
-/* Writes the gathered bytes to OUT.part; 0 ok, -1 failed. */
-static int flush(posix_flash_t *flash)
-{
-    const uint8_t *data = flash->buf;
-    size_t len = flash->buffered;
-    off_t at = (off_t)flash->buf_at;
-    while (len > 0) {
-        ssize_t n = pwrite(flash->fd, data, len, at);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-        at += n;
-    }
-    flash->buf_at += (uint32_t)flash->buffered;
-    flash->buffered = 0;
-    return 0;
 }
 
 /* Makes a finished rename durable: fsync the directory that holds `path`. */
@@ -128,8 +98,7 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
     if (flash->fd < 0) {
         return -1;
     }
-    flash->buffered = 0;
-    flash->buf_at = 0;
+    flash->written = 0;
     (void)fcntl(flash->fd, F_SETFD, FD_CLOEXEC);
     return 0;
 }
@@ -140,8 +109,10 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
  * (writes come in order without gaps; write_granularity is 0, so any size).
  * Returns >= 0 ok, < 0 failed (FOTA_ERR_FLASH).
  *
- * Here: gathered in POSIX_FLASH_BUF bytes, written out when full and by
- * done(), as a flash driver gathers a page.
+ * Here: one write() of the bytes straight from fota's receive buffer,
+ * without a copy: fota hands over what one receive brought (up to
+ * FOTA_RX_BUF, 64 KiB in the host build), so the write()s are as large as
+ * the receives, as in curl -o.
  */
 static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len)
 {
@@ -149,19 +120,20 @@ static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size
     if (flash->path == NULL) {
         return 0;
     }
-    if (flash->fd < 0 || offset != flash->buf_at + flash->buffered) {
+    if (flash->fd < 0 || offset != flash->written) {
         return -1; /* fota writes in order, without gaps */
     }
     while (len > 0) {
-        size_t take = POSIX_FLASH_BUF - flash->buffered;
-        take = take < len ? take : len;
-        memcpy(flash->buf + flash->buffered, data, take);
-        flash->buffered += take;
-        data += take;
-        len -= take;
-        if (flash->buffered == POSIX_FLASH_BUF && flush(flash) != 0) {
+        ssize_t n = write(flash->fd, data, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
             return -1;
         }
+        data += n;
+        len -= (size_t)n;
+        flash->written += (uint32_t)n;
     }
     return 0;
 }
@@ -172,8 +144,7 @@ static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size
  * busy (fota sleeps FOTA_DONE_POLL_MS and calls again), 0 finished, < 0
  * failed (FOTA_ERR_FLASH).
  *
- * Here: writes what is gathered, then fsync() makes the bytes durable
- * before fota may commit them.
+ * Here: fsync() makes the bytes durable before fota may commit them.
  */
 static int32_t flash_done(void *ctx)
 {
@@ -181,7 +152,7 @@ static int32_t flash_done(void *ctx)
     if (flash->path == NULL) {
         return 0;
     }
-    if (flash->fd < 0 || flush(flash) != 0) {
+    if (flash->fd < 0) {
         return -1;
     }
     return fsync(flash->fd) == 0 ? 0 : -1;
@@ -204,15 +175,11 @@ static int32_t flash_end(void *ctx, bool commit)
         return 0;
     }
     if (flash->fd >= 0) {
-        if (commit && flush(flash) != 0) { /* done() wrote them already */
-            ret = -1;
-        }
         if (close(flash->fd) != 0 && commit) {
             ret = -1;
         }
         flash->fd = -1;
     }
-    flash->buffered = 0;
     if (commit && ret == 0) {
         if (rename(flash->part_path, flash->path) != 0) {
             ret = -1;
@@ -232,12 +199,12 @@ static int32_t flash_end(void *ctx, bool commit)
  * calls it after done(), before end(true), to read the whole image back and
  * compare its digest with what it wrote. Returns >= 0 ok, < 0 failed.
  *
- * Here: pread from OUT.part (done() wrote everything gathered).
+ * Here: pread from OUT.part.
  */
 static int32_t flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
 {
     posix_flash_t *flash = ctx;
-    if (flash->fd < 0 || flash->buffered != 0) {
+    if (flash->fd < 0) {
         return -1;
     }
     off_t at = (off_t)offset;

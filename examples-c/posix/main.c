@@ -24,10 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__linux__) || defined(__APPLE__)
-#include <sys/random.h> /* getrandom (Linux), getentropy (macOS) */
-#endif
-
 #include "platform.h"
 
 /* ---- system hooks ------------------------------------------------------ */
@@ -37,22 +33,7 @@ static bool verbose;
 static void progress_retry(void *progress); /* below */
 
 /*
- * now_ms hook.
- * Contract: milliseconds from a monotonic clock; may wrap around (fota only
- * uses differences).
- */
-static uint32_t sys_now_ms(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-}
-
-/*
- * sleep_ms hook.
- * Contract: blocks the calling task for `ms` milliseconds. A signal does not
- * cut the sleep short (nanosleep resumes with the remaining time).
+ * sleep_ms hook: posix_sys_sleep_ms (sys.c), plus the progress display.
  *
  * fota sleeps in slices of at most FOTA_ABORT_SLICE_MS between retries, so
  * this is also where a new retry is shown (ctx is the progress display).
@@ -62,56 +43,7 @@ static void sys_sleep_ms(void *ctx, uint32_t ms)
     if (ctx != NULL) {
         progress_retry(ctx);
     }
-    struct timespec req = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
-    struct timespec rem;
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
-        req = rem;
-    }
-}
-
-/*
- * random hook.
- * Contract: fills `buf` with `len` bytes from a cryptographic source;
- * returns 0 ok, < 0 failed. Needed for https (TLS) only.
- */
-static int32_t sys_random(void *ctx, uint8_t *buf, size_t len)
-{
-    (void)ctx;
-    while (len > 0) {
-#if defined(__linux__)
-        ssize_t n = getrandom(buf, len, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-#else
-        size_t n = len > 256 ? 256 : len; /* getentropy's limit */
-        if (getentropy(buf, n) != 0) {
-            return -1;
-        }
-        buf += n;
-        len -= n;
-#endif
-    }
-    return 0;
-}
-
-/*
- * unix_time hook.
- * Contract: seconds since 1970-01-01 UTC, or 0 when the date is not known.
- * fota checks certificate validity periods with it (https only); with 0 or
- * no hook they are not checked. A host has a real-time clock; a device
- * would return 0 until it has network time (SNTP, the modem's NITZ).
- */
-static uint64_t sys_unix_time(void *ctx)
-{
-    (void)ctx;
-    time_t now = time(NULL);
-    return now == (time_t)-1 || now < 0 ? 0 : (uint64_t)now;
+    posix_sys_sleep_ms(NULL, ms);
 }
 
 /*
@@ -195,7 +127,7 @@ static void progress_print(progress_t *p, uint32_t now)
 static void on_progress(uint32_t written, uint32_t total, void *user)
 {
     progress_t *p = user;
-    uint32_t now = sys_now_ms(NULL);
+    uint32_t now = posix_sys_now_ms(NULL);
     fota_progress_t fp;
     fota_get_progress(&fp);
     p->written = written;
@@ -235,7 +167,7 @@ static void progress_retry(void *progress)
     p->retries = fp.retries;
     p->retries_shown = fp.retries;
     if (p->tty) {
-        progress_print(p, sys_now_ms(NULL));
+        progress_print(p, posix_sys_now_ms(NULL));
     } else {
         fprintf(stderr, "progress: retry %lu at byte %lu of %lu\n", (unsigned long)fp.retries,
                 (unsigned long)fp.bytes_written, (unsigned long)fp.total);
@@ -249,7 +181,7 @@ static void progress_retry(void *progress)
 static void progress_finish(progress_t *p)
 {
     if (p->written > 0 && (p->written != p->printed || !p->drawn)) {
-        progress_print(p, sys_now_ms(NULL));
+        progress_print(p, posix_sys_now_ms(NULL));
     }
     if (p->tty && p->drawn) {
         fputc('\n', stderr);
@@ -379,6 +311,10 @@ static void usage(FILE *out, const char *prog)
         "Options take their value as the next argument or after '=' (--out=x.bin).\n"
         "The parameters set with --version, --project-key, --imei, --firmware-name\n"
         "are appended to the URL's query, unless the URL starts with ###.\n"
+        "\n"
+        "Environment: FOTA_HOSTS=\"name=addr[:port],...\" connects to addr (and\n"
+        "port) instead of resolving name, e.g. iot.openluat.com=127.0.0.1:8080\n"
+        "(IPv6 addresses in brackets); https still verifies the URL's name.\n"
         "\n"
         "Output: progress on stderr (a bar on a terminal, plain lines otherwise;\n"
         "`retry N` once fota reconnected); the last line on stdout is\n"
@@ -797,7 +733,7 @@ int main(int argc, char **argv)
 
     progress_t progress = {
         .tty = isatty(STDERR_FILENO) == 1,
-        .start_ms = sys_now_ms(NULL),
+        .start_ms = posix_sys_now_ms(NULL),
         .last_decile = -1,
     };
     progress.last_ms = progress.start_ms;
@@ -809,10 +745,10 @@ int main(int argc, char **argv)
     posix_flash_ops(&platform.flash, &flash, !args.no_readback);
     flash.trace = verbose;
     platform.sys.ctx = &progress; /* the sleep hook shows retries */
-    platform.sys.now_ms = sys_now_ms;
+    platform.sys.now_ms = posix_sys_now_ms;
     platform.sys.sleep_ms = sys_sleep_ms;
-    platform.sys.random = sys_random;
-    platform.sys.unix_time = sys_unix_time;
+    platform.sys.random = posix_sys_random;
+    platform.sys.unix_time = posix_sys_unix_time;
     platform.sys.log = sys_log;
     int32_t code = fota_init(&platform);
     if (code != FOTA_OK) {
@@ -883,7 +819,7 @@ int main(int argc, char **argv)
                 elapsed_ms(&signal_at, &result_at), (long)code);
     }
     if (code == FOTA_OK) {
-        uint32_t ms = sys_now_ms(NULL) - progress.start_ms;
+        uint32_t ms = posix_sys_now_ms(NULL) - progress.start_ms;
         printf("wrote %s: %lu bytes in %.3f s (%.1f MB/s)\n", args.discard ? "nothing (--discard)" : args.out,
                (unsigned long)progress.written,
                (double)ms / 1000.0, mb_per_s(progress.written, ms));
