@@ -409,6 +409,27 @@ static void head_larger_than_the_buffer_is_bad_response(void **state) {
     assert_int_equal(g_flash.init_calls, 0);
 }
 
+/* The complement of the test above: a head just shorter than FOTA_RX_BUF
+   fits, so the header's FOTA_RX_BUF (chosen by the build's macros) is the
+   library's receive buffer, not a smaller one. */
+static void head_that_fits_the_buffer_is_accepted(void **state) {
+    (void)state;
+    static const char start[] = "HTTP/1.1 200 OK\r\nX-Padding: ";
+    static const char end[] = "\r\nContent-Length: 1\r\n\r\n";
+    char *resp = malloc(FOTA_RX_BUF + 2);
+    assert_non_null(resp);
+    size_t pad = FOTA_RX_BUF - (sizeof start - 1) - (sizeof end - 1);
+    strcpy(resp, start);
+    memset(resp + sizeof start - 1, 'p', pad);
+    strcpy(resp + sizeof start - 1 + pad, end);
+    strcat(resp, "x");
+    mock_script_str(resp);
+    free(resp);
+    assert_int_equal(run_default(), FOTA_OK);
+    assert_int_equal(g_flash.written, 1);
+    assert_int_equal(g_flash.image[0], 'x');
+}
+
 static void bad_chunk_mid_body_discards_the_image(void **state) {
     (void)state;
     mock_script_str("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nQ\r\n");
@@ -772,6 +793,7 @@ int main(void) {
         T(bad_responses),
         T(empty_body_read_until_close_is_bad_response),
         T(head_larger_than_the_buffer_is_bad_response),
+        T(head_that_fits_the_buffer_is_accepted),
         T(bad_chunk_mid_body_discards_the_image),
         T(refused_connection_is_connect_error),
         T(close_before_the_head_is_disconnected),

@@ -115,9 +115,24 @@
 // Longest TLV value kept: a DER ECDSA P-256 signature is at most 72 bytes.
 #define VALUE_MAX 80
 
-// Bytes of the receive buffer. A response head must fit in it (a longer head
-// is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+#if !(defined(FOTA_RX_16K) || defined(FOTA_RX_64K))
+// Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
+// default), 16384 with the cargo feature `rx-16k`, 65536 with `rx-64k`
+// (hosts; the CMake module's default for a host build). Each receive asks
+// for at most what is free of it. A response head must fit in it (a longer
+// head is `FOTA_ERR_RESPONSE`); the request head is written into it too.
 #define FOTA_RX_BUF 4096
+#endif
+
+#if (defined(FOTA_RX_16K) && !defined(FOTA_RX_64K))
+// Bytes of the receive buffer (`rx-16k`).
+#define FOTA_RX_BUF 16384
+#endif
+
+#if defined(FOTA_RX_64K)
+// Bytes of the receive buffer (`rx-64k`; wins over `rx-16k`).
+#define FOTA_RX_BUF 65536
+#endif
 
 // Largest write granularity the flash hooks may declare.
 #define FOTA_WRITE_GRANULARITY_MAX 4096
@@ -212,13 +227,18 @@
 // `ETag` of n bytes takes 88 + n).
 #define FOTA_STATE_RECORD_MAX 344
 
+#if !defined(FOTA_TLS_4K_RECORDS)
 // Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
 // plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which
-// asks the server for `max_fragment_length` 4096).
+// asks the server for `max_fragment_length` 4096). C code sees the value of
+// its build when `FOTA_TLS_4K_RECORDS` is defined as the feature is on.
 #define FOTA_TLS_RX_BUF 16640
+#endif
 
+#if defined(FOTA_TLS_4K_RECORDS)
 // Bytes of the TLS record read buffer (`tls-4k-records`: 4096 + overhead).
 #define FOTA_TLS_RX_BUF 4416
+#endif
 
 // Bytes of the TLS record write buffer (the request is sent in records of
 // at most this size).

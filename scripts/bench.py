@@ -1,18 +1,39 @@
 #!/usr/bin/env python3
-"""Throughput of fota-posix next to curl, TLS handshake time and peak stack.
+"""Throughput and CPU time of fota-posix next to curl, TLS handshake time and peak stack.
 
-    bench.py --fota PATH [--size MIB] [--runs N] [--handshakes N]
+    bench.py --fota PATH [--size MIB] [--runs N] [--handshakes N] [--out-dir DIR]
              [--nginx PATH] [--openssl PATH] [--curl PATH]
+    bench.py --compare PATH... [--size MIB] [--runs N]
 
-One nginx on 127.0.0.1 serves a SIZE MiB image (default 64) over HTTP and,
-with an EC P-256 certificate made here by openssl, over HTTPS (TLS 1.3).
-For each of http/https and each sink (a file, or discarded) fota-posix and
-`curl -o` download it in alternating runs (N each, default 5), fota first in
-odd pairs and curl first in even ones; printed: the median MB/s of each and
-the median of the per-pair ratios fota/curl. Both write into the same
-directory, on tmpfs (/dev/shm) when there is one, so that the disk does not
-decide (fota's file flash fsyncs in its `done` hook; on tmpfs that is free).
-Every fota run must exit 0 and, for the file sink, produce the image.
+One nginx on 127.0.0.1 serves a SIZE MiB image (default 256, from tmpfs when
+there is one) over HTTP and, with an EC P-256 certificate made here by
+openssl, over HTTPS (TLS 1.3, AES-128-GCM). For each of http/https and each
+sink fota-posix and curl download it in alternating pairs (N pairs, default
+7), fota first in odd pairs and curl first in even ones:
+
+  discard  `fota-posix --discard` against `curl -o /dev/null`;
+  file     `fota-posix --no-readback --out F` (writes F.part, fsync in its
+           `done` hook, renames) against `curl -o F` followed by `sync F`
+           (fsync of the file): both make the image durable, neither reads
+           it back. Both write into DIR (default: a temporary directory on
+           the disk that holds /var/tmp).
+  file+readback (http only)  the same with fota-posix's default read-back
+           (fota reads the file back and compares its SHA-256 with the
+           bytes it wrote before it commits): what that check costs.
+
+Per pair: the throughput ratio curl time / fota time (wall clock of the
+whole process, `sync` included for curl) and the CPU ratio fota CPU / curl
+CPU (user + system time of the processes, from wait4), the same bytes for
+both, so it is the ratio of CPU time per byte. Printed: the median MB/s of
+each client, the median, min and max of the per-pair ratios, then the four
+goals of issue 17 with their measured medians. Every fota run must exit 0
+and, for the file sink, produce the image.
+
+--compare: several fota-posix builds (e.g. configured with other
+FOTA_CARGO_PROFILE / FOTA_RX_BUF / FOTA_TARGET_FEATURES) and curl, discard
+sink only, all in one alternating series per scheme (the order reversed
+every other round); printed: the median wall and CPU seconds of each and its
+CPU time over curl's.
 
 Then: the time of a whole 1-byte download over http and over https (median
 of N alternating runs of each): the difference is the handshake with
@@ -41,6 +62,12 @@ from tls import Pki  # noqa: E402
 RUN_TIMEOUT_S = 600
 MB = 1e6  # throughput in MB/s (10^6 bytes), as curl and fota-posix print it
 
+# Issue 17's goals: (scheme, sink, what, bound); "speed" is the median of
+# curl time / fota time (at least the bound), "cpu" the median of fota CPU
+# time / curl CPU time for the same bytes (at most the bound).
+GOALS = [("http", "discard", "speed", 0.95), ("http", "file", "speed", 0.95),
+         ("https", "discard", "speed", 0.5), ("http", "discard", "cpu", 1.2)]
+
 
 class BenchError(Exception):
     pass
@@ -48,15 +75,31 @@ class BenchError(Exception):
 
 def timed(argv):
     """Runs argv; returns (seconds, stdout, stderr); raises on a non-zero exit."""
-    start = time.monotonic()
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=RUN_TIMEOUT_S)
-    secs = time.monotonic() - start
+    secs, _, out, err = measured(argv)
+    return secs, out, err
+
+
+def measured(argv):
+    """Runs argv; returns (wall seconds, CPU seconds (user + system), stdout,
+    stderr); raises on a non-zero exit."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        secs = time.monotonic() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
     if p.returncode != 0:
         raise BenchError("%s: exit %d\n%s%s" % (" ".join(argv), p.returncode,
-                                                p.stdout.decode()[-1000:],
-                                                p.stderr.decode()[-1000:]))
-    return secs, p.stdout.decode(), p.stderr.decode()
+                                                stdout[-1000:], stderr[-1000:]))
+    return secs, usage.ru_utime + usage.ru_stime, stdout, stderr
 
 
 class Clients:
@@ -65,34 +108,44 @@ class Clients:
     def __init__(self, args, outdir, ca):
         self.args, self.outdir, self.ca = args, outdir, ca
 
-    def fota(self, url, sink, extra=()):
-        argv = [self.args.fota, "--timeout", "600000", "--max-len", str(self.args.size << 20)] \
+    def fota(self, url, sink, extra=(), exe=None):
+        argv = [exe or self.args.fota, "--timeout", "600000", "--max-len", str(self.args.size << 20)] \
             + list(extra)
         if url.startswith("https:"):
             argv += ["--ca", self.ca]
         if sink == "discard":
             return argv + ["--discard", url]
+        if sink == "file":
+            argv.append("--no-readback")
         return argv + ["--out", os.path.join(self.outdir, "fota.bin"), url]
 
     def curl(self, url, sink):
+        """The command lines of one curl download: curl, then for the file
+        sink `sync FILE`, which fsyncs it as fota-posix's done hook does."""
         out = "/dev/null" if sink == "discard" else os.path.join(self.outdir, "curl.bin")
         argv = [self.args.curl, "--silent", "--show-error", "--fail", "-o", out]
         if url.startswith("https:"):
-            argv += ["--cacert", self.ca, "--tlsv1.3"]
-        return argv + [url]
+            argv += ["--cacert", self.ca, "--tlsv1.3", "--tls13-ciphers", "TLS_AES_128_GCM_SHA256"]
+        if sink == "discard":
+            return [argv + [url]]
+        return [argv + [url], ["sync", out]]
 
 
 def throughput(clients, url, sink, image, runs):
-    """Alternating pairs; returns (fota MB/s list, curl MB/s list, ratios)."""
+    """Alternating pairs; returns (fota MB/s, curl MB/s, speed ratios, CPU ratios)."""
     size = os.path.getsize(image)
-    fota, curl, ratios = [], [], []
+    fota, curl, speed, cpu = [], [], [], []
     for i in range(runs):
         order = ("fota", "curl") if i % 2 == 0 else ("curl", "fota")
-        secs = {}
+        secs, cpus = {}, {}
         for who in order:
-            argv = clients.fota(url, sink) if who == "fota" else clients.curl(url, sink)
-            secs[who], _, _ = timed(argv)
-        if sink == "file":
+            argvs = [clients.fota(url, sink)] if who == "fota" else clients.curl(url, sink)
+            secs[who] = cpus[who] = 0.0
+            for argv in argvs:
+                wall, used, _, _ = measured(argv)
+                secs[who] += wall
+                cpus[who] += used
+        if sink != "discard":
             got = os.path.join(clients.outdir, "fota.bin")
             if not filecmp.cmp(got, image, shallow=False):
                 raise BenchError("fota-posix wrote a different image (%s)" % url)
@@ -100,8 +153,9 @@ def throughput(clients, url, sink, image, runs):
             os.unlink(os.path.join(clients.outdir, "curl.bin"))
         fota.append(size / secs["fota"] / MB)
         curl.append(size / secs["curl"] / MB)
-        ratios.append(secs["curl"] / secs["fota"])
-    return fota, curl, ratios
+        speed.append(secs["curl"] / secs["fota"])
+        cpu.append(cpus["fota"] / max(cpus["curl"], 1e-6))
+    return fota, curl, speed, cpu
 
 
 def handshake(clients, base_http, base_https, runs):
@@ -121,21 +175,65 @@ def stack(clients, url):
     return int(m.group(1))
 
 
+def compare(clients, bases, exes, runs):
+    """--compare: the builds `exes` and curl, discard sink, alternating."""
+    print("| scheme | client | wall s (median) | CPU s (median) | CPU / curl's |")
+    print("|---|---|---:|---:|---:|")
+    who = list(exes) + ["curl"]
+    for scheme in ("http", "https"):
+        url = bases[scheme] + "image.bin"
+        wall, cpu = {w: [] for w in who}, {w: [] for w in who}
+        for i in range(runs):
+            for w in who if i % 2 == 0 else who[::-1]:
+                argv = clients.curl(url, "discard")[0] if w == "curl" \
+                    else clients.fota(url, "discard", exe=w)
+                secs, used, _, _ = measured(argv)
+                wall[w].append(secs)
+                cpu[w].append(used)
+        base = statistics.median(cpu["curl"])
+        for w in who:
+            print("| %s | %s | %.3f | %.3f | %.2f |" % (
+                scheme, w, statistics.median(wall[w]), statistics.median(cpu[w]),
+                statistics.median(cpu[w]) / base), flush=True)
+
+
+def fs_type(path):
+    """The file system type of `path` (from /proc/mounts), or "?"."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                _, mnt, fstype = line.split()[:3]
+                real = os.path.realpath(path)
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best, kind = mnt, fstype
+    except OSError:
+        pass
+    return kind
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fota", required=True, help="fota-posix (a Release build)")
-    ap.add_argument("--size", type=int, default=64, help="image size in MiB (default 64)")
-    ap.add_argument("--runs", type=int, default=5, help="runs of each client (default 5)")
+    ap.add_argument("--fota", help="fota-posix (a Release build)")
+    ap.add_argument("--compare", nargs="+", metavar="PATH",
+                    help="compare these fota-posix builds and curl (discard sink)")
+    ap.add_argument("--size", type=int, default=256, help="image size in MiB (default 256)")
+    ap.add_argument("--runs", type=int, default=7, help="pairs of runs (default 7)")
+    ap.add_argument("--out-dir", help="where the file sink writes (default: a temporary "
+                    "directory in /var/tmp, on disk)")
     ap.add_argument("--handshakes", type=int, default=21,
                     help="1-byte downloads over each scheme (default 21)")
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
     ap.add_argument("--curl", default=shutil.which("curl") or "curl")
     args = ap.parse_args()
+    if not args.fota and not args.compare:
+        ap.error("--fota or --compare is required")
 
     tmp_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
         else None
     work = tempfile.mkdtemp(prefix="fota-bench-", dir=tmp_root)
+    outdir = tempfile.mkdtemp(prefix="fota-bench-out-", dir=args.out_dir or "/var/tmp")
     try:
         www = os.path.join(work, "www")
         os.makedirs(www)
@@ -148,8 +246,6 @@ def main():
         pki = Pki(args.openssl, os.path.join(work, "pki"))
         pki.ca("ca", "/CN=fota bench CA")
         pki.leaf("server", "ca", "/CN=localhost", "DNS:localhost")
-        outdir = os.path.join(work, "out")
-        os.makedirs(outdir)
         clients = Clients(args, outdir, pki.path("ca.pem"))
         tls = Tls(pki.path("server.pem"), pki.path("server.key"))
         os.makedirs(os.path.join(work, "n1"))
@@ -158,18 +254,40 @@ def main():
                 nginx_server(args.nginx, os.path.join(work, "n2"), www, tls=tls) as secure:
             bases = {"http": "http://127.0.0.1:%d/" % plain.port,
                      "https": "https://localhost:%d/" % secure.port}
-            print("| scheme | sink | fota-posix MB/s | curl MB/s | fota/curl (median of %d pairs)"
-                  " |" % args.runs)
-            print("|---|---|---:|---:|---:|")
+            if args.compare:
+                compare(clients, bases, args.compare, args.runs)
+                return 0
+            print("| scheme | sink | fota-posix MB/s | curl MB/s | speed: curl time / fota time"
+                  " | CPU: fota / curl |")
+            print("|---|---|---:|---:|---:|---:|")
+            medians = {}
             for scheme in ("http", "https"):
-                for sink in ("file", "discard"):
-                    f, c, r = throughput(clients, bases[scheme] + "image.bin", sink, image,
-                                         args.runs)
-                    print("| %s | %s | %.0f | %.0f | %.3f (min %.3f, max %.3f) |" % (
-                        scheme, sink, statistics.median(f), statistics.median(c),
-                        statistics.median(r), min(r), max(r)), flush=True)
-            print("\n%d MiB image, nginx on 127.0.0.1, outputs on %s.\n"
-                  % (args.size, "tmpfs" if tmp_root else "disk"))
+                for sink in ("discard", "file") + (("file+readback",) if scheme == "http" else ()):
+                    f, c, r, u = throughput(clients, bases[scheme] + "image.bin", sink, image,
+                                            args.runs)
+                    medians[scheme, sink, "speed"] = statistics.median(r)
+                    medians[scheme, sink, "cpu"] = statistics.median(u)
+                    print("| %s | %s | %.0f | %.0f | %.3f (min %.3f, max %.3f) |"
+                          " %.3f (min %.3f, max %.3f) |" % (
+                              scheme, sink, statistics.median(f), statistics.median(c),
+                              statistics.median(r), min(r), max(r),
+                              statistics.median(u), min(u), max(u)), flush=True)
+            print("\n%d MiB image served by nginx on 127.0.0.1 from %s; file sink in %s "
+                  "(%s); medians of %d alternating pairs.\n"
+                  % (args.size, "tmpfs" if tmp_root else "disk", outdir, fs_type(outdir),
+                     args.runs))
+            print("| goal (issue 17) | measured | met |")
+            print("|---|---:|---|")
+            for scheme, sink, what, bound in GOALS:
+                value = medians[scheme, sink, what]
+                if what == "speed":
+                    text, met = "%s %s throughput >= %.2f of curl" % (scheme, sink, bound), \
+                        value >= bound
+                else:
+                    text, met = "%s %s CPU time per byte <= %.1fx curl" % (scheme, sink, bound), \
+                        value <= bound
+                print("| %s | %.3f | %s |" % (text, value, "yes" if met else "**no**"))
+            print()
             t_http, t_https = handshake(clients, bases["http"], bases["https"], args.handshakes)
             s_http, s_https = stack(clients, bases["http"] + "image.bin"), \
                 stack(clients, bases["https"] + "image.bin")
@@ -185,6 +303,7 @@ def main():
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(outdir, ignore_errors=True)
     return 0
 
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark figures of BENCHMARKS.md, printed as markdown.
 #
-#   scripts/bench.sh           64 MiB throughput runs, 4 MiB callgrind runs,
+#   scripts/bench.sh           256 MiB throughput runs, 4 MiB callgrind runs,
 #                              the full fault matrix (about 5 minutes)
 #   scripts/bench.sh --smoke   the same steps with small images and few runs
 #                              (what scripts/test.sh runs: does it still work?)
 #
-# Steps: the machine; fota-posix (CMake Release build) against curl from one
-# nginx on loopback, http and https, into a file and discarded
-# (scripts/bench.py); instructions per body byte under callgrind
+# Steps: the machine; fota-posix (CMake Release build: the library's host
+# configuration, see README "Build configuration") against curl from one
+# nginx on loopback, http and https, into a file and discarded, throughput
+# and CPU time (scripts/bench.py); instructions per body byte under callgrind
 # (scripts/bench-cpu.sh); linked sizes for thumbv7em-none-eabihf without and
 # with TLS (scripts/size.sh); bytes fetched per image byte when connections
 # drop (the fault matrix, examples-c/posix/tests/faults.py).

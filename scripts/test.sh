@@ -20,6 +20,9 @@ cargo clippy --quiet --features std --test fuzz_regressions -- -D warnings
 step "cargo test (with the std feature: also tests/, the fuzz regressions)"
 cargo test --quiet --features std
 
+step "cargo test --lib with rx-64k (the receive buffer of the host build)"
+cargo test --quiet --lib --features rx-64k
+
 step "header check"
 scripts/header.sh --check
 

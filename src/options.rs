@@ -3,9 +3,19 @@
 
 use crate::url::DeviceParams;
 
-/// Bytes of the receive buffer. A response head must fit in it (a longer head
-/// is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+/// Bytes of the receive buffer, a build-time choice: 4096 (firmware, the
+/// default), 16384 with the cargo feature `rx-16k`, 65536 with `rx-64k`
+/// (hosts; the CMake module's default for a host build). Each receive asks
+/// for at most what is free of it. A response head must fit in it (a longer
+/// head is `FOTA_ERR_RESPONSE`); the request head is written into it too.
+#[cfg(not(any(feature = "rx-16k", feature = "rx-64k")))]
 pub const FOTA_RX_BUF: usize = 4096;
+/// Bytes of the receive buffer (`rx-16k`).
+#[cfg(all(feature = "rx-16k", not(feature = "rx-64k")))]
+pub const FOTA_RX_BUF: usize = 16384;
+/// Bytes of the receive buffer (`rx-64k`; wins over `rx-16k`).
+#[cfg(feature = "rx-64k")]
+pub const FOTA_RX_BUF: usize = 65536;
 /// Largest write granularity the flash hooks may declare.
 pub const FOTA_WRITE_GRANULARITY_MAX: u32 = 4096;
 /// Default overall deadline of a request (libfota2's default).

@@ -29,7 +29,8 @@ use crate::timer::{Idle, Timer};
 
 /// Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
 /// plaintext plus overhead; 4 KiB with the `tls-4k-records` feature, which
-/// asks the server for `max_fragment_length` 4096).
+/// asks the server for `max_fragment_length` 4096). C code sees the value of
+/// its build when `FOTA_TLS_4K_RECORDS` is defined as the feature is on.
 #[cfg(not(feature = "tls-4k-records"))]
 pub const FOTA_TLS_RX_BUF: usize = 16_640;
 /// Bytes of the TLS record read buffer (`tls-4k-records`: 4096 + overhead).

@@ -267,8 +267,9 @@ pub fn compose<'o>(
 /// Dot segments (`.`, `..`) of the resulting path are removed (RFC 3986
 /// 5.2.4); `..` never climbs above the root.
 ///
-/// An empty location, or a result longer than `out`, is `Error::Url`. The
-/// result is not validated otherwise (callers [`parse`] it).
+/// An empty location, or a result longer than `out` before its dot segments
+/// are removed, is `Error::Url`. The result is not validated otherwise
+/// (callers [`parse`] it).
 pub fn resolve_location<'o>(
     out: &'o mut [u8],
     base: &Url<'_>,

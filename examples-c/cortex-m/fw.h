@@ -39,6 +39,16 @@ struct test_config {
     uint32_t retry_delay_ms;
     uint32_t idle_timeout_ms;
     uint32_t timeout_ms;
+    /* Verified images (fota_opts_t): */
+    const uint8_t *image_key;   /* PEM/DER public key, NULL for none */
+    size_t image_key_len;
+    const uint8_t *image_sha256; /* 32 bytes, NULL for none */
+    const char *version;        /* the current version, NULL for none */
+    bool allow_downgrade;
+    uint32_t security_counter;
+    bool read_back;             /* give fota the NOR model's read hook */
+    uint32_t stuck_bit_at;      /* fault: image offset + 1 of a byte with a bit that does not program, 0 none */
+    uint32_t expect_reason;     /* fota_progress_t.verify_reason after the request */
 };
 
 /* Says hello to the bridge and fills `cfg` from its answer (pointers into a
@@ -62,16 +72,24 @@ extern const fota_net_ops_t link_net_ops;
 
 struct nor_stats {
     uint32_t inits, erased_sectors, writes, bytes_programmed, ends, commits;
+    uint32_t bytes_read;  /* through the read hook (read-back) */
     uint32_t image_len;  /* from init */
     const char *error;   /* first contract violation seen, or "" */
 };
 
 /* Fills the area with 0x00 (old contents: nothing is erased) and resets the counters. */
 void nor_reset(void);
+/* Fault injection: at image offset `offset`, the lowest bit the image clears
+ * stays 1 (a cell that does not program; NOR_NO_FAULT for none). Only a
+ * read-back can notice. */
+#define NOR_NO_FAULT UINT32_MAX
+void nor_stuck_bit(uint32_t offset);
 const struct nor_stats *nor_stats(void);
 const uint8_t *nor_area(void);
 uint32_t nor_address(void);
 
-extern const fota_flash_ops_t nor_flash_ops;
+/* The flash hooks; `with_read` adds the read hook (fota then reads the image
+ * back before end(true)). */
+fota_flash_ops_t nor_flash_ops(bool with_read);
 
 #endif

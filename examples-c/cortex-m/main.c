@@ -3,11 +3,14 @@
  * which opens the TCP connections to real servers. One request per run:
  *
  *   1. HELLO: the bridge answers with the test's configuration (URL, CA,
- *      expected result and image length, retries, where to dump the image);
+ *      expected result and image length, retries, where to dump the image,
+ *      the image key, version and security counter of verified images,
+ *      whether the NOR model gives fota its read hook);
  *   2. fota_request() into the NOR flash model (nor.c), time and random
  *      bytes from the bridge, on a painted stack;
- *   3. checks (result, callback once, NOR contract, commit only when the
- *      image is complete, nothing committed otherwise) and a REPORT line;
+ *   3. checks (result, verify_reason, callback once, NOR contract, commit
+ *      only when the image is complete and was read back, nothing committed
+ *      otherwise) and a REPORT line;
  *   4. the committed image is written to a host file over semihosting, for
  *      the test to compare byte for byte with what the server served.
  *
@@ -119,10 +122,11 @@ int main(void) {
         sh_puts("\n");
         return 2;
     }
+    nor_stuck_bit(cfg.stuck_bit_at != 0 ? cfg.stuck_bit_at - 1 : NOR_NO_FAULT);
 
     fota_platform_t p = {
         .net = link_net_ops,
-        .flash = nor_flash_ops,
+        .flash = nor_flash_ops(cfg.read_back),
         .sys = {.ctx = NULL, .now_ms = sys_now_ms, .sleep_ms = sys_sleep_ms, .random = sys_random,
                 .unix_time = sys_unix_time, .log = sys_log, .fatal = sys_fatal},
     };
@@ -148,6 +152,12 @@ int main(void) {
     if (cfg.timeout_ms != 0) {
         opts.timeout_ms = cfg.timeout_ms;
     }
+    opts.image_key = cfg.image_key;
+    opts.image_key_len = cfg.image_key_len;
+    opts.image_sha256 = cfg.image_sha256;
+    opts.version = cfg.version;
+    opts.allow_downgrade = cfg.allow_downgrade;
+    opts.security_counter = cfg.security_counter;
     sh_puts("fota-fw: ");
     sh_puts(cfg.url);
     sh_puts("\n");
@@ -171,11 +181,14 @@ int main(void) {
     check(link_error()[0] == '\0', link_error());
     check(nor->error[0] == '\0', nor->error);
     check(nor->ends == nor->inits, "flash end() not called exactly once per init()");
+    check(progress.verify_reason == cfg.expect_reason, "unexpected verify_reason");
     bool committed = nor->commits == 1;
     if (result == FOTA_OK) {
         check(committed, "image not committed exactly once");
         check(progress.bytes_written == cfg.expect_len, "bytes written differ from the image length");
         check(nor->bytes_programmed == progress.bytes_written, "bytes programmed differ from bytes written");
+        check(!cfg.read_back || nor->bytes_read == progress.bytes_written,
+              "the read-back did not read the whole image");
     } else {
         check(nor->commits == 0, "flash committed although the request failed");
     }
@@ -194,9 +207,12 @@ int main(void) {
     field("programmed", nor->bytes_programmed);
     field("writes", nor->writes);
     field("inits", nor->inits);
+    field("erased", nor->erased_sectors);
+    field("read", nor->bytes_read);
     field("commits", nor->commits);
     field("retries", progress.retries);
     field("status", progress.http_status);
+    field("reason", progress.verify_reason);
     field("stack", fota_stack);
     field("stack_total", peak);
     field("stack_size", stack_size());

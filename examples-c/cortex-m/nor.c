@@ -1,7 +1,9 @@
 /* Flash hooks over a modelled NOR flash: 4 KiB sectors erased to 0xFF, 256-byte
  * pages. Programming can only turn 1 bits into 0 bits, so a byte that is not
  * erased cannot be written: `write` fails on such a byte, as it does outside
- * the area or when the library breaks the page-alignment contract. */
+ * the area or when the library breaks the page-alignment contract. The
+ * optional `read` hook reads the area back (memory-mapped NOR: a copy), so
+ * fota can compare what flash holds with what it wrote before end(true). */
 #include <string.h>
 
 #include "fw.h"
@@ -12,6 +14,7 @@ static uint8_t nor_mem[NOR_SIZE];
 static struct nor_stats stats;
 static uint32_t busy_polls;      /* done() answers "busy" this many more times */
 static bool short_write_seen;    /* a write of less than a page: must be the last */
+static uint32_t stuck_at = NOR_NO_FAULT;  /* nor_stuck_bit() */
 
 static void violation(const char *why) {
     if (stats.error[0] == '\0') {
@@ -26,7 +29,10 @@ void nor_reset(void) {
     stats.error = "";
     busy_polls = 0;
     short_write_seen = false;
+    stuck_at = NOR_NO_FAULT;
 }
+
+void nor_stuck_bit(uint32_t offset) { stuck_at = offset; }
 
 const struct nor_stats *nor_stats(void) { return &stats; }
 const uint8_t *nor_area(void) { return nor_mem; }
@@ -80,12 +86,34 @@ static int32_t program(uint32_t offset, const uint8_t *data, size_t len) {
             }
         }
         for (size_t i = 0; i < n; i++) {
-            page[i] &= data[done + i];  /* NOR: 1 -> 0 only */
+            uint8_t v = data[done + i];
+            if (offset + done + i == stuck_at) {
+                v |= (uint8_t)(~v & (v + 1u));  /* its lowest 0 bit stays 1 */
+            }
+            page[i] &= v;  /* NOR: 1 -> 0 only */
         }
         done += n;
         stats.bytes_programmed += (uint32_t)n;
     }
     busy_polls = 2;
+    return 0;
+}
+
+static int32_t read_back(uint32_t offset, uint8_t *buf, size_t len) {
+    if (buf == NULL || len == 0) {
+        violation("read: empty read");
+        return -1;
+    }
+    if (stats.inits == 0 || stats.ends == stats.inits) {
+        violation("read: no image open (between init and end)");
+        return -1;
+    }
+    if (offset >= NOR_SIZE || len > NOR_SIZE - offset) {
+        violation("read: outside the area");
+        return -1;
+    }
+    memcpy(buf, nor_mem + offset, len);
+    stats.bytes_read += (uint32_t)len;
     return 0;
 }
 
@@ -128,11 +156,23 @@ static int32_t nor_write(void *ctx, uint32_t offset, const uint8_t *data, size_t
     return r;
 }
 
-const fota_flash_ops_t nor_flash_ops = {
-    .ctx = NULL,
-    .init = nor_init,
-    .write = nor_write,
-    .done = nor_done,
-    .end = nor_end,
-    .write_granularity = NOR_PAGE,
-};
+static int32_t nor_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len) {
+    (void)ctx;
+    hook_enter();
+    int32_t r = read_back(offset, buf, len);
+    hook_leave();
+    return r;
+}
+
+fota_flash_ops_t nor_flash_ops(bool with_read) {
+    fota_flash_ops_t ops = {
+        .ctx = NULL,
+        .init = nor_init,
+        .write = nor_write,
+        .done = nor_done,
+        .end = nor_end,
+        .write_granularity = NOR_PAGE,
+        .read = with_read ? nor_read : NULL,
+    };
+    return ops;
+}

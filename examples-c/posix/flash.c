@@ -38,15 +38,13 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     flash->path = path;
     flash->fd = -1;
     flash->part_path = NULL;
-    flash->buffered = 0;
-    flash->buf_at = 0;
-    flash->buf = NULL;
+    flash->written = 0;
     flash->trace = false;
     flash->state_path = NULL;
     flash->state_saves = 0;
     flash->crash_point[0] = '\0';
     flash->crash_n = 0;
-    flash->writes = flash->renames = flash->dones = flash->ends = 0;
+    flash->dones = flash->ends = 0;
     const char *crash = getenv("FOTA_POSIX_CRASH");
     const char *colon = crash != NULL ? strchr(crash, ':') : NULL;
     if (colon != NULL && (size_t)(colon - crash) < sizeof flash->crash_point) {
@@ -59,10 +57,7 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     }
     size_t n = strlen(path);
     flash->part_path = malloc(n + sizeof suffix);
-    flash->buf = malloc(POSIX_FLASH_BUF);
-    if (flash->part_path == NULL || flash->buf == NULL) {
-        free(flash->part_path);
-        free(flash->buf);
+    if (flash->part_path == NULL) {
         return -1;
     }
     memcpy(flash->part_path, path, n);
@@ -78,8 +73,6 @@ void posix_flash_cleanup(posix_flash_t *flash)
     }
     free(flash->part_path);
     flash->part_path = NULL;
-    free(flash->buf);
-    flash->buf = NULL;
 }
 
 void posix_crash_check(posix_flash_t *flash, const char *point, unsigned long count)
@@ -89,6 +82,14 @@ void posix_crash_check(posix_flash_t *flash, const char *point, unsigned long co
                 (unsigned long long)posix_net_received);
         raise(SIGKILL);
     }
+}
+
+/* Whether the test-only power loss is due at this `point`, `count` being
+   the image bytes written (or done/end calls); the hook then does half of
+   its work first. */
+static bool crash_due(const posix_flash_t *flash, const char *point, unsigned long count)
+{
+    return flash->crash_n != 0 && count >= flash->crash_n && strcmp(flash->crash_point, point) == 0;
 }
 
 /* Writes all of `len` bytes at `at`; 0 ok, -1 failed. */
@@ -106,24 +107,6 @@ static int pwrite_all(int fd, const uint8_t *data, size_t len, off_t at)
         len -= (size_t)n;
         at += n;
     }
-    return 0;
-}
-
-/* Writes the gathered bytes to OUT.part; 0 ok, -1 failed. */
-static int flush(posix_flash_t *flash)
-{
-    size_t len = flash->buffered;
-    if (flash->crash_n != 0 && flash->writes >= flash->crash_n &&
-        strcmp(flash->crash_point, "write") == 0) {
-        /* A kill in the middle of a write: half of it reaches the file. */
-        (void)pwrite_all(flash->fd, flash->buf, len / 2, (off_t)flash->buf_at);
-        posix_crash_check(flash, "write", flash->writes);
-    }
-    if (pwrite_all(flash->fd, flash->buf, len, (off_t)flash->buf_at) != 0) {
-        return -1;
-    }
-    flash->buf_at += (uint32_t)flash->buffered;
-    flash->buffered = 0;
     return 0;
 }
 
@@ -168,8 +151,7 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
     if (flash->fd < 0) {
         return -1;
     }
-    flash->buffered = 0;
-    flash->buf_at = 0;
+    flash->written = 0;
     (void)fcntl(flash->fd, F_SETFD, FD_CLOEXEC);
     return 0;
 }
@@ -180,8 +162,10 @@ static int32_t flash_init(void *ctx, const fota_storage_t *storage, uint32_t ima
  * (writes come in order without gaps; write_granularity is 0, so any size).
  * Returns >= 0 ok, < 0 failed (FOTA_ERR_FLASH).
  *
- * Here: gathered in POSIX_FLASH_BUF bytes, written out when full and by
- * done(), as a flash driver gathers a page.
+ * Here: one write() of the bytes straight from fota's receive buffer,
+ * without a copy: fota hands over what one receive brought (up to
+ * FOTA_RX_BUF, 64 KiB in the host build), so the write()s are as large as
+ * the receives, as in curl -o.
  */
 static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size_t len)
 {
@@ -189,24 +173,25 @@ static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size
     if (flash->path == NULL) {
         return 0;
     }
-    if (flash->fd < 0 || offset != flash->buf_at + flash->buffered) {
+    if (flash->fd < 0 || offset != flash->written) {
         return -1; /* fota writes in order, without gaps */
     }
+    if (crash_due(flash, "write", offset)) {
+        /* A kill in the middle of a write: half of it reaches the file. */
+        (void)pwrite_all(flash->fd, data, len / 2, (off_t)offset);
+        posix_crash_check(flash, "write", offset);
+    }
     while (len > 0) {
-        size_t take = POSIX_FLASH_BUF - flash->buffered;
-        take = take < len ? take : len;
-        memcpy(flash->buf + flash->buffered, data, take);
-        flash->buffered += take;
-        data += take;
-        len -= take;
-        if (flash->buffered == POSIX_FLASH_BUF && flush(flash) != 0) {
+        ssize_t n = write(flash->fd, data, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
             return -1;
         }
-    }
-    flash->writes++;
-    /* With --state, straight to the file: a kill loses no written byte. */
-    if (flash->state_path != NULL && flash->buffered > 0 && flush(flash) != 0) {
-        return -1;
+        data += n;
+        len -= (size_t)n;
+        flash->written += (uint32_t)n;
     }
     return 0;
 }
@@ -217,8 +202,7 @@ static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size
  * busy (fota sleeps FOTA_DONE_POLL_MS and calls again), 0 finished, < 0
  * failed (FOTA_ERR_FLASH).
  *
- * Here: writes what is gathered, then fsync() makes the bytes durable
- * before fota may commit them.
+ * Here: fsync() makes the bytes durable before fota may commit them.
  */
 static int32_t flash_done(void *ctx)
 {
@@ -226,7 +210,7 @@ static int32_t flash_done(void *ctx)
     if (flash->path == NULL) {
         return 0;
     }
-    if (flash->fd < 0 || flush(flash) != 0) {
+    if (flash->fd < 0) {
         return -1;
     }
     posix_crash_check(flash, "done", ++flash->dones);
@@ -250,15 +234,11 @@ static int32_t flash_end(void *ctx, bool commit)
         return 0;
     }
     if (flash->fd >= 0) {
-        if (commit && flush(flash) != 0) { /* done() wrote them already */
-            ret = -1;
-        }
         if (close(flash->fd) != 0 && commit) {
             ret = -1;
         }
         flash->fd = -1;
     }
-    flash->buffered = 0;
     if (commit) {
         posix_crash_check(flash, "end", ++flash->ends);
     }
@@ -281,12 +261,12 @@ static int32_t flash_end(void *ctx, bool commit)
  * calls it after done(), before end(true), to read the whole image back and
  * compare its digest with what it wrote. Returns >= 0 ok, < 0 failed.
  *
- * Here: pread from OUT.part (done() wrote everything gathered).
+ * Here: pread from OUT.part.
  */
 static int32_t flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
 {
     posix_flash_t *flash = ctx;
-    if (flash->fd < 0 || flash->buffered != 0) {
+    if (flash->fd < 0) {
         return -1;
     }
     off_t at = (off_t)offset;
@@ -313,12 +293,12 @@ static int32_t flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
  * write_granularity below image_len), 0 for none (fota then calls init),
  * < 0 failed. Never claims bytes that end() discarded or committed.
  *
- * Here: OUT.part holds exactly the bytes whose writes returned (writes go
- * straight to the file with --state, and end() deletes or renames it), so
- * its length is what is kept, up to image_len - 1; the file is cut there.
- * After a kill that is exact (the page cache survives the process); after a
- * real power loss a file system may keep a length whose data never reached
- * the disk, which only a digest check (--sha256, --image-key) catches.
+ * Here: OUT.part holds exactly the bytes whose writes returned (each write
+ * goes to the file at once, and end() deletes or renames it), so its length
+ * is what is kept, up to image_len - 1; the file is cut there. After a kill
+ * that is exact (the page cache survives the process); after a real power
+ * loss a file system may keep a length whose data never reached the disk,
+ * which only a digest check (--sha256, --image-key) catches.
  */
 static int32_t flash_reopen(void *ctx, const fota_storage_t *storage, uint32_t image_len,
                             uint32_t offset)
@@ -328,7 +308,6 @@ static int32_t flash_reopen(void *ctx, const fota_storage_t *storage, uint32_t i
     if (flash->fd >= 0) { /* left open by a request that kept its record */
         close(flash->fd);
     }
-    flash->buffered = 0;
     flash->fd = open(flash->part_path, O_RDWR);
     if (flash->fd < 0) {
         return errno == ENOENT ? 0 : -1;
@@ -340,10 +319,10 @@ static int32_t flash_reopen(void *ctx, const fota_storage_t *storage, uint32_t i
     }
     uint64_t kept = (uint64_t)st.st_size;
     kept = kept < image_len ? kept : image_len - 1u;
-    if (ftruncate(flash->fd, (off_t)kept) != 0) {
+    if (ftruncate(flash->fd, (off_t)kept) != 0 || lseek(flash->fd, (off_t)kept, SEEK_SET) < 0) {
         return -1;
     }
-    flash->buf_at = (uint32_t)kept;
+    flash->written = (uint32_t)kept;
     if (flash->trace) {
         fprintf(stderr, "flash: reopen (%lu bytes, record at %lu, kept %lu)\n",
                 (unsigned long)image_len, (unsigned long)offset, (unsigned long)kept);
@@ -351,7 +330,7 @@ static int32_t flash_reopen(void *ctx, const fota_storage_t *storage, uint32_t i
     return (int32_t)kept;
 }
 
-/* FILE.<slot> (and FILE.<slot>.tmp with `tmp`) into `out` (PATH_MAX). */
+/* FILE.<slot> (and FILE.<slot>.tmp with `tmp`) into `out`. */
 static int slot_path(const posix_flash_t *flash, uint32_t slot, bool tmp, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s.%lu%s", flash->state_path, (unsigned long)slot, tmp ? ".tmp" : "");
@@ -372,7 +351,7 @@ static int32_t flash_state_load(void *ctx, uint32_t slot, uint8_t *buf, size_t l
     if (slot_path(flash, slot, false, path, sizeof path) != 0) {
         return -1;
     }
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return errno == ENOENT ? 0 : -1;
     }
@@ -413,9 +392,9 @@ static int32_t flash_state_save(void *ctx, uint32_t slot, const uint8_t *buf, si
         return -1;
     }
     unsigned long n = flash->state_saves + 1;
-    if (flash->crash_n != 0 && n >= flash->crash_n && strcmp(flash->crash_point, "save") == 0) {
+    if (crash_due(flash, "save", flash->written)) {
         (void)pwrite_all(fd, buf, len / 2, 0); /* killed in the middle of the save */
-        posix_crash_check(flash, "save", n);
+        posix_crash_check(flash, "save", flash->written);
     }
     int ok = pwrite_all(fd, buf, len, 0) == 0 && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
@@ -423,7 +402,7 @@ static int32_t flash_state_save(void *ctx, uint32_t slot, const uint8_t *buf, si
         (void)unlink(tmp);
         return -1;
     }
-    posix_crash_check(flash, "rename", n);
+    posix_crash_check(flash, "rename", flash->written);
     sync_parent_dir(path);
     flash->state_saves = n;
     if (flash->trace) {

@@ -311,6 +311,9 @@ static void usage(FILE *out, const char *prog)
         "                        (default: 65536)\n"
         "  --discard-state       forget the record first (fota_state_discard):\n"
         "                        the download starts from byte 0\n"
+        "  --recv-max BYTES      at most this many bytes per receive (default: as\n"
+        "                        many as fota asks for), like a device's small\n"
+        "                        TCP window\n"
         "  --no-readback         do not read the file back before committing\n"
         "                        (by default fota re-reads it and compares)\n"
         "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
@@ -391,6 +394,7 @@ typedef struct {
     bool discard_state;
     const char *state;
     uint32_t state_interval;
+    uint32_t recv_max;
     const char *image_key;
     uint8_t sha256[32];
     bool has_sha256;
@@ -449,7 +453,7 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         "--version", "--project-key", "--imei", "--firmware-name",
         "--mac", "--uid", "--port", "--max-redirects", "--method", "--header", "--body-file",
         "--image-key", "--sha256", "--image-len", "--security-counter",
-        "--state", "--state-interval",
+        "--state", "--state-interval", "--recv-max",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -575,6 +579,8 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             a->state = value;
         } else if (strcmp(name, "--state-interval") == 0) {
             ok = parse_u32(value, &a->state_interval);
+        } else if (strcmp(name, "--recv-max") == 0) {
+            ok = parse_u32(value, &a->recv_max);
         } else if (strcmp(name, "--image-len") == 0) {
             ok = parse_u32(value, &a->image_len);
         } else if (strcmp(name, "--security-counter") == 0) {
@@ -771,6 +777,7 @@ int main(int argc, char **argv)
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
     flash.state_path = args.state;
+    posix_net_recv_max = args.recv_max;
     posix_flash_ops(&platform.flash, &flash, !args.no_readback);
     flash.trace = verbose;
     platform.sys.ctx = &progress; /* the sleep hook shows retries */

@@ -577,38 +577,111 @@ pub fn check_url(data: &[u8]) {
         assert_eq!(small_r, Err(Error::Url));
         return;
     }
-    let s = big_r.expect("the large buffer holds any resolved location");
-    match &small_r {
-        Ok(t) => assert_eq!(*t, s),
-        Err(e) => {
-            assert_eq!(*e, Error::Url);
-            assert!(s.len() > room);
-        }
-    }
     let lower = location.to_ascii_lowercase();
+    let has_scheme = location.split_once(':').is_some_and(|(name, _)| {
+        let mut b = name.bytes();
+        b.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    });
+    let absolute = lower.starts_with("http://") || lower.starts_with("https://");
+    if has_scheme && !absolute {
+        // RFC 3986 4.3: a reference with a scheme is absolute, never a path.
+        assert_eq!(big_r, Err(Error::Url), "other scheme in {location:?}");
+        assert_eq!(small_r, Err(Error::Url));
+        return;
+    }
+    let s = big_r.expect("the large buffer holds any resolved location");
     let scheme = match base.scheme {
         Scheme::Http => "http",
         Scheme::Https => "https",
     };
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        assert_eq!(s, location);
+    // The reference: RFC 3986 5.2.2 concatenation, then 5.2.4 on the path.
+    let joined = if absolute {
+        location.to_string()
     } else if location.starts_with("//") {
-        assert_eq!(s, format!("{scheme}:{location}"));
+        format!("{scheme}:{location}")
     } else {
         let mut origin = format!("{scheme}://{}", bracketed(base.host));
         if let Some(p) = base.port {
             origin.push_str(&format!(":{p}"));
         }
-        assert!(s.starts_with(&origin), "{s:?} keeps {origin:?}");
-        assert!(s.ends_with(location));
-        if location.bytes().all(is_url_byte) && s.len() <= FOTA_URL_MAX {
-            let v = url::parse(&s).expect("a relative location resolves to a valid URL");
-            assert_eq!(
-                (v.scheme, v.host, v.port),
-                (base.scheme, base.host, base.port)
-            );
+        let path = base.target.split_once('?').map_or(base.target, |(p, _)| p);
+        let prefix = match location.as_bytes()[0] {
+            b'/' => "",
+            b'?' => path,
+            b'#' => base.target,
+            _ => path.rfind('/').map_or("/", |i| &path[..=i]),
+        };
+        format!("{origin}{prefix}{location}")
+    };
+    assert_eq!(s, reference_remove_dots(&joined), "resolving {location:?}");
+    // The reference is joined before its dot segments go: that is the room needed.
+    match &small_r {
+        Ok(t) => assert_eq!(*t, s),
+        Err(e) => {
+            assert_eq!(*e, Error::Url);
+            assert!(joined.len() > room);
         }
     }
+    let relative = !absolute && !location.starts_with("//");
+    if relative && location.bytes().all(is_url_byte) && s.len() <= FOTA_URL_MAX {
+        let v = url::parse(&s)
+            .unwrap_or_else(|e| panic!("{location:?} resolves to {s:?}, not a URL: {e:?}"));
+        assert_eq!(
+            (v.scheme, v.host, v.port),
+            (base.scheme, base.host, base.port)
+        );
+    }
+}
+
+/// RFC 3986 5.2.4, written as the RFC's loop over string prefixes, applied
+/// to the path of an absolute URL (after `scheme://authority`, before `?`/`#`).
+fn reference_remove_dots(url: &str) -> String {
+    let Some(at) = url.find("://") else {
+        return url.to_string();
+    };
+    let after = at + 3;
+    let path_start = url[after..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after + i);
+    let path_end = url[path_start..]
+        .find(['?', '#'])
+        .map_or(url.len(), |i| path_start + i);
+    let path = &url[path_start..path_end];
+    if !path.starts_with('/') {
+        return url.to_string();
+    }
+    let mut input = path.to_string();
+    let mut out = String::new();
+    let pop = |out: &mut String| {
+        let cut = out.rfind('/').unwrap_or(0);
+        out.truncate(cut);
+    };
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../") {
+            input = rest.to_string();
+        } else if let Some(rest) = input.strip_prefix("./") {
+            input = rest.to_string();
+        } else if let Some(rest) = input.strip_prefix("/./") {
+            input = format!("/{rest}");
+        } else if input == "/." {
+            input = "/".to_string();
+        } else if let Some(rest) = input.strip_prefix("/../") {
+            input = format!("/{rest}");
+            pop(&mut out);
+        } else if input == "/.." {
+            input = "/".to_string();
+            pop(&mut out);
+        } else if input == "." || input == ".." {
+            input.clear();
+        } else {
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| start + i);
+            out.push_str(&input[..end]);
+            input = input[end..].to_string();
+        }
+    }
+    format!("{}{}{}", &url[..path_start], out, &url[path_end..])
 }
 
 /// `s` is `base`-derived and ends with every set, non-empty parameter as

@@ -999,7 +999,7 @@ fn deadline_holds_with_a_stuck_clock() {
 fn failing_write_discards_the_image() {
     let r = run_with(
         &opts(URL),
-        vec![conn(&response_200(&image(20_000)))],
+        vec![conn(&response_200(&image(5 * FOTA_RX_BUF)))],
         |_, f, _| {
             f.fail_write_at = Some(2);
         },

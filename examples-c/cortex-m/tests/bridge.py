@@ -27,6 +27,7 @@ exit code; used by scripts/firmware-figures.sh):
 
     bridge.py --fw fota-fw.elf --url URL [--ca PEM] [--expect-result N]
               [--expect-file FILE] [--icount] [--retries N]
+              [--image-key PEM --version X.Y.Z] [--no-readback]
 
 Python 3 standard library only.
 """
@@ -73,9 +74,16 @@ def i32(v):
 
 
 def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
-           retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000):
+           retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000, image_key=None,
+           image_sha256=None, version=None, allow_downgrade=False, security_counter=0,
+           read_back=True, expect_reason=0, stuck_bit_at=None):
     """The HELLO answer: tag (1 byte), length (2, LE), value; strings end
-    with a NUL, numbers are u32/i32 little-endian."""
+    with a NUL, numbers are u32/i32 little-endian. `image_key` (PEM or DER
+    bytes), `image_sha256` (32 bytes), `version`, `allow_downgrade` and
+    `security_counter` are fota_opts_t's; `read_back`: the NOR model gives
+    fota its read hook; `expect_reason`: fota_progress_t.verify_reason;
+    `stuck_bit_at`: the image offset where the NOR model fails to program a
+    bit (fault injection)."""
     def tlv(tag, value):
         return tag.encode() + struct.pack("<H", len(value)) + value
     out = tlv("u", url.encode() + b"\0")
@@ -83,8 +91,17 @@ def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
         out += tlv("c", ca)
     if dump is not None:
         out += tlv("d", dump.encode() + b"\0")
+    if image_key is not None:
+        out += tlv("k", image_key)
+    if image_sha256 is not None:
+        out += tlv("h", image_sha256)
+    if version is not None:
+        out += tlv("v", version.encode() + b"\0")
     for tag, v in (("r", expect_result), ("l", expect_len), ("m", retries),
-                   ("w", retry_delay_ms), ("i", idle_timeout_ms), ("x", timeout_ms)):
+                   ("w", retry_delay_ms), ("i", idle_timeout_ms), ("x", timeout_ms),
+                   ("a", int(allow_downgrade)), ("s", security_counter),
+                   ("b", int(read_back)), ("e", expect_reason),
+                   ("f", 0 if stuck_bit_at is None else stuck_bit_at + 1)):
         out += tlv(tag, struct.pack("<i" if tag == "r" else "<I", v))
     return out
 
@@ -310,17 +327,23 @@ def main():
     ap.add_argument("--expect-result", type=int, default=0)
     ap.add_argument("--expect-file", help="the image the server serves (length and bytes checked)")
     ap.add_argument("--retries", type=int, default=0)
+    ap.add_argument("--image-key", help="MCUboot signing key (imgtool getpub -e pem)")
+    ap.add_argument("--version", help="the current version (downgrade check)")
+    ap.add_argument("--no-readback", action="store_true", help="no flash read hook")
     ap.add_argument("--icount", action="store_true", help="-icount shift=0 (1 instruction = 1 ns)")
     ap.add_argument("--fill-ms", type=float, default=0.0, help="see Bridge.fill_s")
     args = ap.parse_args()
     ca = open(args.ca, "rb").read() if args.ca else None
+    key = open(args.image_key, "rb").read() if args.image_key else None
     expect = open(args.expect_file, "rb").read() if args.expect_file else b""
     dump = None
     if args.expect_file:
         dump = os.path.abspath("fota-fw-image-%d.bin" % os.getpid())
     try:
         rc, out, rep, bridge = run_firmware(
-            args.fw, config(args.url, ca, args.expect_result, len(expect), dump, args.retries),
+            args.fw, config(args.url, ca, args.expect_result, len(expect), dump, args.retries,
+                            image_key=key, version=args.version,
+                            read_back=not args.no_readback),
             icount=args.icount, fill_s=args.fill_ms / 1000)
         sys.stdout.write(out)
         for e in bridge.errors:

@@ -48,7 +48,8 @@ from servers import Failed, http_server, nginx_server
 SKIP = 77
 IMAGE = 4 * 1024 * 1024
 RUN_TIMEOUT_S = 60
-RX_BUF = 4096        # fota's receive buffer: what a kill can lose unwritten
+RECV_MAX = 16384     # bytes per receive, like a device's TCP window (fota-posix --recv-max)
+GRANULARITY = 4096   # allowed per kill on top of 1.05 x the image
 EXTERNAL_RATE = "2m"  # the rate-limited location for kills from outside
 
 
@@ -77,7 +78,8 @@ class Case:
         if crash:
             env["FOTA_POSIX_CRASH"] = crash
         argv = [self.fota, "--verbose", "--state", self.state, "--out", self.out,
-                "--timeout", "30000", "--retries", "0"] + list(extra) + [url]
+                "--timeout", "30000", "--retries", "0", "--recv-max", str(RECV_MAX)]
+        argv += list(extra) + [url]
         p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -103,6 +105,11 @@ class Case:
         got = re.findall(r"received:? (\d+) bytes", err)
         if got:
             self.received += int(got[-1])
+        print("     run %d (%s): exit %s, %s, received %s" % (
+            self.runs, crash or ("killed after %.2f s" % kill_after if kill_after else "to the end"),
+            p.returncode, "resumed at %s" % m.group(1) if m else
+            ("from byte 0" if "flash: init" in err else "no image"),
+            got[-1] if got else "?"), flush=True)
         # Never a wrong image: whatever is at OUT is a complete served one.
         return p.returncode, err
 
@@ -154,18 +161,13 @@ def case_matrix(c, args, www):
         www, EXTERNAL_RATE)
     with nginx(c, args, www, extra=slow) as s:
         url = "http://127.0.0.1:%d/img.bin" % s.port
-        # Kill points, in order; `byte` targets are absolute image offsets.
-        kinds = ["byte", "save:1", "byte", "write:9", "byte", "rename:1", "byte", "save:2"]
-        step = IMAGE // 70
-        target = step
-        points = []
-        for i in range(64):
-            kind = kinds[i % len(kinds)]
-            if kind == "byte":
-                points.append("byte:%d" % (target + random.Random(i).randrange(step // 2)))
-            else:
-                points.append(kind)
-            target += step
+        # Kill points, in order: the first such moment once the image has
+        # that many bytes (a run resumed past it is killed at its first).
+        kinds = ["byte", "save", "byte", "write", "byte", "rename", "byte", "save"]
+        step = IMAGE // 66
+        points = ["%s:%d" % (kinds[i % len(kinds)],
+                             (i + 1) * step + random.Random(i).randrange(step // 2))
+                  for i in range(64)]
         points += ["byte:%d" % IMAGE, "done:1", "end:1"]
         served = [img]
         for point in points:
@@ -192,15 +194,15 @@ def case_matrix(c, args, www):
         c.identical(img, "final")
         sent = nginx_sent(os.path.join(c.workdir, "ng"))
     # The kills from inside cover one whole download (the last one is in
-    # end(true), after the record was forgotten): each may lose the part
-    # of the receive buffer it had not written yet.
-    bound = 1.05 * IMAGE + RX_BUF * internal
+    # end(true), after the record was forgotten): each may lose what it had
+    # received and not yet written (half a write when killed inside one).
+    bound = 1.05 * IMAGE + GRANULARITY * internal
     print("figures: runs %d, killed %d (%d inside the download, %d from outside), resumed %d, "
           "restarted from 0 %d, corrupt 0, state saves %d; inside: fetched %d bytes = %.4f x "
           "the image (bound 1.05 x + %d x %d B = %.4f x), %.0f B per kill; sent by nginx over "
           "all runs %d bytes (%.2f x: what loopback socket buffers held at each kill)"
           % (c.runs, c.kills, internal, external, c.resumed, c.restarted, c.saves,
-             fetched_internal, fetched_internal / IMAGE, internal, RX_BUF, bound / IMAGE,
+             fetched_internal, fetched_internal / IMAGE, internal, GRANULARITY, bound / IMAGE,
              (fetched_internal - IMAGE) / internal, sent, sent / IMAGE), flush=True)
     c.expect("at least 60 kills inside the download (%d)" % internal, internal >= 60)
     c.expect("fetched %d <= %d bytes" % (fetched_internal, bound), fetched_internal <= bound)
