@@ -324,7 +324,10 @@ typedef struct fota_flash_ops_t {
   // mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
   // instead of a bad image at boot. Costs one read of the image; the
   // reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
-  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+  // Right after a `reopen` that kept bytes, fota also reads those back
+  // (when a check needs the image's digest) to rebuild the digest.
+  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`; after `reopen`: the
+  // kept part is discarded and the image starts from byte 0).
   int32_t (*read)(void *ctx, uint32_t offset, uint8_t *buf, size_t len);
   // Optional, with `state_load` and `state_save` (all three NULL: a
   // download never outlives its request). Takes up an image an earlier

@@ -188,7 +188,10 @@ pub struct fota_flash_ops_t {
     /// mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
     /// instead of a bad image at boot. Costs one read of the image; the
     /// reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
-    /// Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+    /// Right after a `reopen` that kept bytes, fota also reads those back
+    /// (when a check needs the image's digest) to rebuild the digest.
+    /// Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`; after `reopen`: the
+    /// kept part is discarded and the image starts from byte 0).
     pub read: Option<
         unsafe extern "C" fn(ctx: *mut c_void, offset: u32, buf: *mut u8, len: usize) -> i32,
     >,
