@@ -6,6 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::image::discard_record;
+use crate::resume::Record;
+use crate::status::Snapshot;
 
 /// How `reopen` decides what it keeps.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -350,9 +352,6 @@ pub(super) fn request(
     }
     (result, status.snapshot())
 }
-
-use crate::resume::Record;
-use crate::status::Snapshot;
 
 /// The offsets of the live records in the slots, newest first.
 fn records(device: &Device) -> Vec<u32> {
