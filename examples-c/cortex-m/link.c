@@ -263,6 +263,7 @@ int32_t link_start(struct test_config *cfg) {
         case 'b': cfg->read_back = u != 0; break;
         case 'e': cfg->expect_reason = u; break;
         case 'f': cfg->stuck_bit_at = u; break;
+        case 'p': cfg->state_interval = u; break;
         default: fail("link: unknown configuration tag"); return -1;
         }
         if (tag == 'h' && len != 32) {

@@ -26,7 +26,7 @@ if(FOTA_BASH AND Python3_Interpreter_FOUND)
   if(FOTA_QEMU_OPENSSL)
     list(APPEND _tools --openssl "${FOTA_QEMU_OPENSSL}")
   endif()
-  foreach(_case http https faults signed)
+  foreach(_case http https faults signed resume)
     add_test(NAME cortex_m_qemu_${_case}
              COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/tests/qemu.py"
                      --fw "${_fw_dir}/fota-fw.elf" --case ${_case} ${_tools})

@@ -22,6 +22,13 @@ Fletcher-16 of type+length+payload (2: sum1, sum2).
 Every wait is bounded: socket operations by the firmware's own timeouts (at
 most CONNECT_MAX_S / RECV_MAX_S), the whole session by `deadline_s`.
 
+Power loss (the resume test): QEMU loads the NOR chip (update area and
+state sectors, NOR_CHIP_SIZE bytes at NOR_CHIP_ADDRESS) from a host file;
+once the bridge has handed the firmware `cut_after` bytes, it leaves the
+next RECV unanswered and, over QEMU's QMP socket, stops the CPU where it
+is, saves the chip back into that file and quits QEMU: the next run starts
+from what a power cut at that instant would have left in flash.
+
 As a program (one request; prints the firmware's output and exits with its
 exit code; used by scripts/firmware-figures.sh):
 
@@ -33,6 +40,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import json
 import os
 import select
 import socket
@@ -50,10 +58,56 @@ RECV_MAX_S = 10            # longest single wait for data
 POLL_S = 0.05              # how fast stop() is noticed
 QEMU_TIMEOUT_S = 60        # one firmware run, killed by timeout(1) after this
 WOULD_BLOCK, ERROR, RESET = -11, -1, -104
+NOR_SIZE, NOR_SECTOR = 256 * 1024, 4096           # fw.h
+NOR_CHIP_ADDRESS = 0x00200000                     # fw.h, mps2-an386.ld
+NOR_CHIP_SIZE = NOR_SIZE + 2 * NOR_SECTOR         # the update area, then two state slots
 
 
 class LinkError(Exception):
     pass
+
+
+class PowerCut(Exception):
+    """The bridge cut the power: the run ends here, by design."""
+
+
+def new_chip(path):
+    """A new device's NOR chip in `path`, as nor_reset(false) leaves it: the
+    old firmware's bytes (0x00) in the update area, erased state sectors."""
+    with open(path, "wb") as f:
+        f.write(bytes(NOR_SIZE) + b"\xff" * (NOR_CHIP_SIZE - NOR_SIZE))
+
+
+def chip_records(path):
+    """The state slots of the chip in `path` that hold a record (fota's magic)."""
+    with open(path, "rb") as f:
+        chip = f.read()
+    return [slot for slot in (0, 1)
+            if chip[NOR_SIZE + slot * NOR_SECTOR:][:4] == b"FOTA"]
+
+
+def qmp(path, commands):
+    """Runs QMP `commands` (dicts) on QEMU's monitor socket `path`, each
+    awaited; an error reply raises LinkError."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(RECV_MAX_S)
+        s.connect(path)
+        f = s.makefile("rwb")
+        f.readline()  # the greeting
+        for cmd in [{"execute": "qmp_capabilities"}] + commands:
+            f.write(json.dumps(cmd).encode() + b"\n")
+            f.flush()
+            while True:
+                line = f.readline()
+                if not line:
+                    if cmd["execute"] == "quit":
+                        return  # gone before it answered
+                    raise LinkError("QMP closed during %s" % cmd["execute"])
+                msg = json.loads(line)
+                if "error" in msg:
+                    raise LinkError("QMP %s: %s" % (cmd["execute"], msg["error"]))
+                if "return" in msg:
+                    break  # (events are skipped)
 
 
 def fletcher16(data):
@@ -76,14 +130,16 @@ def i32(v):
 def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
            retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000, image_key=None,
            image_sha256=None, version=None, allow_downgrade=False, security_counter=0,
-           read_back=True, expect_reason=0, stuck_bit_at=None):
+           read_back=True, expect_reason=0, stuck_bit_at=None, state_interval=0):
     """The HELLO answer: tag (1 byte), length (2, LE), value; strings end
     with a NUL, numbers are u32/i32 little-endian. `image_key` (PEM or DER
     bytes), `image_sha256` (32 bytes), `version`, `allow_downgrade` and
     `security_counter` are fota_opts_t's; `read_back`: the NOR model gives
     fota its read hook; `expect_reason`: fota_progress_t.verify_reason;
     `stuck_bit_at`: the image offset where the NOR model fails to program a
-    bit (fault injection)."""
+    bit (fault injection); `state_interval` != 0: fota gets the NOR model's
+    resume hooks (and this fota_opts_t.state_interval), and the firmware
+    takes the NOR chip as QEMU loaded it."""
     def tlv(tag, value):
         return tag.encode() + struct.pack("<H", len(value)) + value
     out = tlv("u", url.encode() + b"\0")
@@ -101,7 +157,8 @@ def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
                    ("w", retry_delay_ms), ("i", idle_timeout_ms), ("x", timeout_ms),
                    ("a", int(allow_downgrade)), ("s", security_counter),
                    ("b", int(read_back)), ("e", expect_reason),
-                   ("f", 0 if stuck_bit_at is None else stuck_bit_at + 1)):
+                   ("f", 0 if stuck_bit_at is None else stuck_bit_at + 1),
+                   ("p", state_interval)):
         out += tlv(tag, struct.pack("<i" if tag == "r" else "<I", v))
     return out
 
@@ -110,10 +167,12 @@ class Bridge:
     """Listens on 127.0.0.1 for QEMU's serial socket and serves one firmware
     run in a thread. `fill_s` > 0: a RECV waits that long for more bytes
     after the first ones until it has all it may take (steadier chunking
-    for instruction counts; 0 = answer with what is there)."""
+    for instruction counts; 0 = answer with what is there). `cut`: (bytes,
+    QMP socket, chip file): cut the power after handing the firmware that
+    many bytes (see the module's doc)."""
 
-    def __init__(self, cfg, deadline_s=QEMU_TIMEOUT_S, fill_s=0.0):
-        self.cfg, self.deadline_s, self.fill_s = cfg, deadline_s, fill_s
+    def __init__(self, cfg, deadline_s=QEMU_TIMEOUT_S, fill_s=0.0, cut=None):
+        self.cfg, self.deadline_s, self.fill_s, self.cut = cfg, deadline_s, fill_s, cut
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
@@ -128,6 +187,8 @@ class Bridge:
         self.errors = []            # link or protocol failures (the test fails)
         self.commands = {}          # command letter -> count
         self.connections = []       # (host, port, status) of every OPEN
+        self.relayed = 0            # bytes handed to the firmware (RECV)
+        self.power_cut = False
         self.deadline = time.monotonic() + deadline_s
 
     def __enter__(self):
@@ -192,7 +253,9 @@ class Bridge:
                     return  # QEMU exited
                 self.commands[kind] = self.commands.get(kind, 0) + 1
                 self._dispatch(kind, payload)
-        except (LinkError, OSError, struct.error) as e:
+        except PowerCut:
+            return
+        except (LinkError, OSError, struct.error, ValueError) as e:
             if not self.stop_event.is_set():
                 self.errors.append(repr(e))
         finally:
@@ -212,8 +275,11 @@ class Bridge:
             timeout_ms, = struct.unpack_from("<I", p)
             self._reply("S", i32(self._send(p[4:], timeout_ms)))
         elif kind == "r":
+            if self.cut is not None and self.relayed >= self.cut[0]:
+                self._cut_power()
             timeout_ms, most = struct.unpack_from("<IH", p)
             st, data = self._recv(most, timeout_ms)
+            self.relayed += len(data)
             self._reply("R", i32(st) + data)
         elif kind == "c":
             if self.tcp is not None:
@@ -227,6 +293,17 @@ class Bridge:
             self._reply("N", os.urandom(n))
         else:
             raise LinkError("unknown command %r" % kind)
+
+    def _cut_power(self):
+        """Freezes the firmware where it is (waiting for this RECV's reply),
+        saves the NOR chip into the chip file and ends QEMU."""
+        _, sock, chip = self.cut
+        qmp(sock, [{"execute": "stop"},
+                   {"execute": "pmemsave", "arguments": {
+                       "val": NOR_CHIP_ADDRESS, "size": NOR_CHIP_SIZE, "filename": chip}},
+                   {"execute": "quit"}])
+        self.power_cut = True
+        raise PowerCut
 
     def _open(self, host, port, timeout_ms):
         if self.tcp is not None:
@@ -302,15 +379,26 @@ def parse_report(output):
     return None
 
 
-def run_firmware(elf, cfg, icount=False, fill_s=0.0, timeout_s=QEMU_TIMEOUT_S):
-    """Runs the firmware once against a Bridge serving `cfg`. Returns (exit
-    code, output, report dict or None, bridge)."""
-    with Bridge(cfg, deadline_s=timeout_s + 5, fill_s=fill_s) as bridge:
+def run_firmware(elf, cfg, icount=False, fill_s=0.0, timeout_s=QEMU_TIMEOUT_S, chip=None,
+                 cut_after=None):
+    """Runs the firmware once against a Bridge serving `cfg`. `chip`: a host
+    file of NOR_CHIP_SIZE bytes that QEMU loads as the NOR chip (see
+    new_chip()); `cut_after`: cut the power after that many bytes and save
+    the chip back into `chip`. Returns (exit code, output, report dict or
+    None, bridge)."""
+    sock = chip + ".qmp" if cut_after is not None else None
+    cut = (cut_after, sock, os.path.abspath(chip)) if sock else None
+    with Bridge(cfg, deadline_s=timeout_s + 5, fill_s=fill_s, cut=cut) as bridge:
         argv = ["timeout", str(timeout_s), "qemu-system-arm", "-M", "mps2-an386", "-nographic",
                 "-monitor", "none", "-serial", "tcp:127.0.0.1:%d,nodelay=on" % bridge.port,
                 "-semihosting-config", "enable=on,target=native", "-kernel", elf]
         if icount:
             argv[5:5] = ["-icount", "shift=0"]
+        if chip is not None:
+            argv += ["-device", "loader,file=%s,addr=0x%x,force-raw=on"
+                     % (os.path.abspath(chip), NOR_CHIP_ADDRESS)]
+        if sock is not None:
+            argv += ["-qmp", "unix:%s,server=on,wait=off" % sock]
         # QEMU 7.2 writes semihosting output to stderr.
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout_s + 10)

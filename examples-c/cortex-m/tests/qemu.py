@@ -32,9 +32,14 @@ Cases:
           security counter below the device's, a NOR cell that does not
           program (caught by the read-back), and a downgrade (1.1.0),
           refused before the NOR model saw an init or an erase
+  resume  power loss: with the NOR model's resume hooks (reopen, two state
+          slots), the bridge cuts the power of a run from nginx after 40000
+          of 66536 bytes (QEMU stopped, the NOR chip saved, QEMU quit); a
+          second run on the saved chip resumes from its resume record (at
+          byte > 0), fetches only the rest and commits byte-identically
 
 Also checks the painted-stack figure of every successful request against
-the budget in scripts/size-budget.txt (qemu-stack http|https|signed N:
+the budget in scripts/size-budget.txt (qemu-stack http|https|signed|resume N:
 fails above N + 5 %).
 
 Every request runs with the NOR model's read hook: fota reads each image
@@ -57,20 +62,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(ROOT, "examples-c", "posix", "tests"))
-from bridge import config, run_firmware  # noqa: E402
+from bridge import chip_records, config, new_chip, run_firmware  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from servers import Failed, Tls, chunked_server, free_port, nginx_server, openssl_server  # noqa: E402
 from tls import Pki  # noqa: E402
 from verify import REASON, VERIFY_ERR, imgtool_command  # noqa: E402
 
 SKIP = 77
-IMAGES = {"img-24001.bin": 24001, "img-1b.bin": 1, "img-16k.bin": 16384}
+IMAGES = {"img-24001.bin": 24001, "img-1b.bin": 1, "img-16k.bin": 16384,
+          "img-66536.bin": 66536}
 BUDGET = os.path.join(ROOT, "scripts", "size-budget.txt")
 STACK_MARGIN = 0.05
 SLACK_B = 3000  # TLS handshake and response heads of a resumed download
 FOTA_ERR_VERIFY = VERIFY_ERR[0]
 FOTA_VERIFY_READBACK = 11  # fota.h
 SIGNED_BODY = 12000  # body bytes of the signed image (plus a 512-byte header and TLVs)
+RESUME_INTERVAL = 16384  # fota_opts_t.state_interval of the resume case
+RESUME_CUT = 40000  # bytes handed to the firmware before the power cut
 
 
 def budget():
@@ -101,12 +109,13 @@ class Case:
                 print("     " + detail.rstrip().replace("\n", "\n     "), flush=True)
 
     def run(self, what, url, want=0, name=None, ca=None, retries=0, idle_ms=5000, reason=0,
-            **verified):
+            chip=None, **verified):
         """One request. `want`: the result code; with 0, `name` is the served
         file that must end up in the NOR flash, byte for byte (read back by
         fota through the NOR model's read hook first). `reason`: the
-        verify_reason the firmware must see; `verified`: the image_key,
-        version, ... keywords of bridge.config()."""
+        verify_reason the firmware must see; `chip`: the NOR chip file QEMU
+        loads (run_firmware()); `verified`: the image_key, version,
+        state_interval ... keywords of bridge.config()."""
         self.seq += 1
         dump = os.path.join(self.workdir, "nor-%03d.bin" % self.seq)
         image = b""
@@ -115,7 +124,7 @@ class Case:
                 image = f.read()
         cfg = config(url, ca, want, len(image), dump, retries, idle_timeout_ms=idle_ms,
                      expect_reason=reason, **verified)
-        rc, out, rep, bridge = run_firmware(self.fw, cfg)
+        rc, out, rep, bridge = run_firmware(self.fw, cfg, chip=chip)
         detail = "url: %s\nexit: %s\nbridge errors: %s\nfirmware output:\n%s" % (
             url, rc, bridge.errors, out[-3000:])
         ok = rc == 0 and rep is not None and rep["verdict"] == "PASS" and not bridge.errors
@@ -139,6 +148,8 @@ class Case:
             kind = "https" if url.startswith("https:") else "http"
             if kind == "http" and verified.get("image_key") is not None:
                 kind = "signed"
+            if verified.get("state_interval"):
+                kind = "resume"  # the record read and the kept bytes read back
             limit = self.budget.get(kind)
             if limit is not None:
                 top = int(limit * (1 + STACK_MARGIN))
@@ -315,6 +326,42 @@ def case_signed(c, args):
     return None
 
 
+def case_resume(c, args):
+    if not args.nginx:
+        print("SKIP: nginx not found")
+        return SKIP
+    name = "img-66536.bin"
+    size = IMAGES[name]
+    chip = os.path.join(c.workdir, "nor-chip.bin")
+    new_chip(chip)
+    with nginx_server(args.nginx, sub(c, "nginx"), c.www) as s:
+        url = "http://localhost:%d/%s" % (s.port, name)
+        dump = os.path.join(c.workdir, "nor-cut.bin")
+        cfg = config(url, None, 0, size, dump, state_interval=RESUME_INTERVAL)
+        rc, out, rep, bridge = run_firmware(c.fw, cfg, chip=chip, cut_after=RESUME_CUT)
+        slots = chip_records(chip)
+        c.expect("run 1: power cut after %d B handed to the firmware; no report, nothing "
+                 "committed, the saved chip holds a record in slot(s) %s"
+                 % (bridge.relayed, slots),
+                 bridge.power_cut and rep is None and not os.path.exists(dump) and slots != []
+                 and not bridge.errors,
+                 "exit: %s\nbridge errors: %s\nfirmware output:\n%s"
+                 % (rc, bridge.errors, out[-3000:]))
+        rep, bridge = c.run("run 2 on the saved chip (resume hooks, state interval %d)"
+                            % RESUME_INTERVAL, url, name=name, chip=chip,
+                            state_interval=RESUME_INTERVAL)
+    if rep is not None:
+        resumed = rep["resumed"]
+        most = size - resumed + SLACK_B
+        print("     resumed from byte %d of %d, %d B fetched in run 2, %d state saves, %d ms"
+              % (resumed, size, bridge.relayed, rep["saves"], rep["ms"]))
+        c.expect("  resumed from byte %d (> 0, one reopen), %d B fetched (<= %d: the rest)"
+                 % (resumed, bridge.relayed, most),
+                 resumed > 0 and rep["reopens"] == 1 and bridge.relayed <= most
+                 and bridge.relayed < size)
+    return None
+
+
 def make_pki(openssl, workdir):
     """A CA, another CA, and certificates for localhost, another name and an
     expired one, made by openssl in workdir/pki."""
@@ -342,7 +389,8 @@ def sub(c, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fw", required=True, help="fota-fw.elf (built with TLS)")
-    ap.add_argument("--case", required=True, choices=["http", "https", "faults", "signed"])
+    ap.add_argument("--case", required=True,
+                    choices=["http", "https", "faults", "signed", "resume"])
     ap.add_argument("--nginx", default=shutil.which("nginx") or
                     ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None))
     ap.add_argument("--openssl", default=shutil.which("openssl"))
@@ -365,7 +413,7 @@ def main():
                 f.write(os.urandom(size))
         c = Case(os.path.abspath(args.fw), workdir, www)
         case = {"http": case_http, "https": case_https, "faults": case_faults,
-                "signed": case_signed}[args.case]
+                "signed": case_signed, "resume": case_resume}[args.case]
         try:
             if case(c, args) == SKIP:
                 return SKIP
