@@ -51,6 +51,7 @@ struct test_config {
     uint32_t expect_reason;     /* fota_progress_t.verify_reason after the request */
     uint32_t state_interval;    /* != 0: the resume hooks, fota_opts_t.state_interval, and
                                  * the NOR chip as QEMU loaded it (kept from an earlier run) */
+    const char *chip_path;      /* host file the NOR chip is written to at the end, or NULL */
 };
 
 /* Says hello to the bridge and fills `cfg` from its answer (pointers into a

@@ -264,13 +264,15 @@ int32_t link_start(struct test_config *cfg) {
         case 'e': cfg->expect_reason = u; break;
         case 'f': cfg->stuck_bit_at = u; break;
         case 'p': cfg->state_interval = u; break;
+        case 'g': cfg->chip_path = (const char *)v; break;
         default: fail("link: unknown configuration tag"); return -1;
         }
         if (tag == 'h' && len != 32) {
             fail("link: expected SHA-256 not 32 bytes");
             return -1;
         }
-        if ((tag == 'u' || tag == 'd' || tag == 'v') && (len == 0 || v[len - 1] != '\0')) {
+        if ((tag == 'u' || tag == 'd' || tag == 'v' || tag == 'g') &&
+            (len == 0 || v[len - 1] != '\0')) {
             fail("link: configuration string without NUL");
             return -1;
         }

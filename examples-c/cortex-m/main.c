@@ -212,6 +212,12 @@ int main(void) {
         check(sh_write_file(cfg.dump_path, nor_area(), progress.bytes_written) == 0,
               "could not write the image to the host file");
     }
+    if (cfg.chip_path != NULL) {
+        /* Powered off cleanly: the flash as it is, for the next run. */
+        check(sh_write_file(cfg.chip_path, (const uint8_t *)(uintptr_t)nor_chip_address(),
+                            NOR_CHIP_SIZE) == 0,
+              "could not write the NOR chip to the host file");
+    }
 
     /* One line for the tests and scripts/firmware-figures.sh. fota_ticks:
      * timer ticks (25 MHz; 40 instructions each under -icount shift=0)

@@ -78,12 +78,20 @@ def new_chip(path):
         f.write(bytes(NOR_SIZE) + b"\xff" * (NOR_CHIP_SIZE - NOR_SIZE))
 
 
-def chip_records(path):
-    """The state slots of the chip in `path` that hold a record (fota's magic)."""
+def newest_record(path):
+    """The newest record (fota's magic, the highest sequence number) in the
+    state slots of the chip in `path`, as (slot, sequence number, live), or
+    None (the record format: README.md of the project, "Resume across
+    reboots"; the CRC is fota's to check)."""
     with open(path, "rb") as f:
         chip = f.read()
-    return [slot for slot in (0, 1)
-            if chip[NOR_SIZE + slot * NOR_SECTOR:][:4] == b"FOTA"]
+    heads = [chip[NOR_SIZE + slot * NOR_SECTOR:][:12] for slot in (0, 1)]
+    found = [(struct.unpack_from("<I", h, 8)[0], slot, bool(h[5] & 1))
+             for slot, h in enumerate(heads) if h[:4] == b"FOTA"]
+    if not found:
+        return None
+    seq, slot, live = max(found)
+    return slot, seq, live
 
 
 def qmp(path, commands):
@@ -130,7 +138,8 @@ def i32(v):
 def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
            retry_delay_ms=50, idle_timeout_ms=5000, timeout_ms=60000, image_key=None,
            image_sha256=None, version=None, allow_downgrade=False, security_counter=0,
-           read_back=True, expect_reason=0, stuck_bit_at=None, state_interval=0):
+           read_back=True, expect_reason=0, stuck_bit_at=None, state_interval=0,
+           chip=None):
     """The HELLO answer: tag (1 byte), length (2, LE), value; strings end
     with a NUL, numbers are u32/i32 little-endian. `image_key` (PEM or DER
     bytes), `image_sha256` (32 bytes), `version`, `allow_downgrade` and
@@ -139,7 +148,9 @@ def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
     `stuck_bit_at`: the image offset where the NOR model fails to program a
     bit (fault injection); `state_interval` != 0: fota gets the NOR model's
     resume hooks (and this fota_opts_t.state_interval), and the firmware
-    takes the NOR chip as QEMU loaded it."""
+    takes the NOR chip as QEMU loaded it; `chip`: the host file the
+    firmware writes the NOR chip to at the end of the run (a clean
+    power-off)."""
     def tlv(tag, value):
         return tag.encode() + struct.pack("<H", len(value)) + value
     out = tlv("u", url.encode() + b"\0")
@@ -153,6 +164,8 @@ def config(url, ca=None, expect_result=0, expect_len=0, dump=None, retries=0,
         out += tlv("h", image_sha256)
     if version is not None:
         out += tlv("v", version.encode() + b"\0")
+    if chip is not None:
+        out += tlv("g", os.path.abspath(chip).encode() + b"\0")
     for tag, v in (("r", expect_result), ("l", expect_len), ("m", retries),
                    ("w", retry_delay_ms), ("i", idle_timeout_ms), ("x", timeout_ms),
                    ("a", int(allow_downgrade)), ("s", security_counter),

@@ -36,7 +36,9 @@ Cases:
           slots), the bridge cuts the power of a run from nginx after 40000
           of 66536 bytes (QEMU stopped, the NOR chip saved, QEMU quit); a
           second run on the saved chip resumes from its resume record (at
-          byte > 0), fetches only the rest and commits byte-identically
+          byte > 0), fetches only the rest and commits byte-identically,
+          leaving a tombstone as the newest record; a third run on the chip
+          the second one left downloads the image whole from byte 0
 
 Also checks the painted-stack figure of every successful request against
 the budget in scripts/size-budget.txt (qemu-stack http|https|signed|resume N:
@@ -62,7 +64,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(ROOT, "examples-c", "posix", "tests"))
-from bridge import chip_records, config, new_chip, run_firmware  # noqa: E402
+from bridge import config, new_chip, newest_record, run_firmware  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from servers import Failed, Tls, chunked_server, free_port, nginx_server, openssl_server  # noqa: E402
 from tls import Pki  # noqa: E402
@@ -114,7 +116,8 @@ class Case:
         file that must end up in the NOR flash, byte for byte (read back by
         fota through the NOR model's read hook first). `reason`: the
         verify_reason the firmware must see; `chip`: the NOR chip file QEMU
-        loads (run_firmware()); `verified`: the image_key, version,
+        loads (run_firmware()) and the firmware writes back at the end;
+        `verified`: the image_key, version,
         state_interval ... keywords of bridge.config()."""
         self.seq += 1
         dump = os.path.join(self.workdir, "nor-%03d.bin" % self.seq)
@@ -123,7 +126,7 @@ class Case:
             with open(os.path.join(self.www, name), "rb") as f:
                 image = f.read()
         cfg = config(url, ca, want, len(image), dump, retries, idle_timeout_ms=idle_ms,
-                     expect_reason=reason, **verified)
+                     expect_reason=reason, chip=chip, **verified)
         rc, out, rep, bridge = run_firmware(self.fw, cfg, chip=chip)
         detail = "url: %s\nexit: %s\nbridge errors: %s\nfirmware output:\n%s" % (
             url, rc, bridge.errors, out[-3000:])
@@ -339,26 +342,37 @@ def case_resume(c, args):
         dump = os.path.join(c.workdir, "nor-cut.bin")
         cfg = config(url, None, 0, size, dump, state_interval=RESUME_INTERVAL)
         rc, out, rep, bridge = run_firmware(c.fw, cfg, chip=chip, cut_after=RESUME_CUT)
-        slots = chip_records(chip)
+        newest = newest_record(chip)
         c.expect("run 1: power cut after %d B handed to the firmware; no report, nothing "
-                 "committed, the saved chip holds a record in slot(s) %s"
-                 % (bridge.relayed, slots),
-                 bridge.power_cut and rep is None and not os.path.exists(dump) and slots != []
-                 and not bridge.errors,
+                 "committed; the saved chip's newest record (slot, sequence, live): %s"
+                 % (bridge.relayed, newest),
+                 bridge.power_cut and rep is None and not os.path.exists(dump)
+                 and newest is not None and newest[2] and not bridge.errors,
                  "exit: %s\nbridge errors: %s\nfirmware output:\n%s"
                  % (rc, bridge.errors, out[-3000:]))
         rep, bridge = c.run("run 2 on the saved chip (resume hooks, state interval %d)"
                             % RESUME_INTERVAL, url, name=name, chip=chip,
                             state_interval=RESUME_INTERVAL)
-    if rep is not None:
-        resumed = rep["resumed"]
-        most = size - resumed + SLACK_B
-        print("     resumed from byte %d of %d, %d B fetched in run 2, %d state saves, %d ms"
-              % (resumed, size, bridge.relayed, rep["saves"], rep["ms"]))
-        c.expect("  resumed from byte %d (> 0, one reopen), %d B fetched (<= %d: the rest)"
-                 % (resumed, bridge.relayed, most),
-                 resumed > 0 and rep["reopens"] == 1 and bridge.relayed <= most
-                 and bridge.relayed < size)
+        if rep is not None:
+            resumed = rep["resumed"]
+            most = size - resumed + SLACK_B
+            print("     resumed from byte %d of %d, %d B fetched in run 2, %d state saves, %d ms"
+                  % (resumed, size, bridge.relayed, rep["saves"], rep["ms"]))
+            c.expect("  resumed from byte %d (> 0, one reopen), %d B fetched (<= %d: the rest)"
+                     % (resumed, bridge.relayed, most),
+                     resumed > 0 and rep["reopens"] == 1 and bridge.relayed <= most
+                     and bridge.relayed < size)
+        newest = newest_record(chip)
+        c.expect("  the chip it left: the newest record is a tombstone %s" % (newest,),
+                 newest is not None and not newest[2])
+        # The committed image is not taken up again: the same request
+        # downloads it whole.
+        rep, bridge = c.run("run 3 on the chip run 2 left", url, name=name, chip=chip,
+                            state_interval=RESUME_INTERVAL)
+        c.expect("  from byte 0 (no reopen, one init), %d B fetched (>= %d)"
+                 % (bridge.relayed, size),
+                 rep is not None and rep["resumed"] == 0 and rep["reopens"] == 0
+                 and rep["inits"] == 1 and bridge.relayed >= size)
     return None
 
 
