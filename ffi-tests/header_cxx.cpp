@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
-static_assert(sizeof(fota_progress_t) == 7 * sizeof(uint32_t), "fota_progress_t layout");
+static_assert(sizeof(fota_progress_t) == 9 * sizeof(uint32_t), "fota_progress_t layout");
 
 int main() {
     fota_opts_t opts;

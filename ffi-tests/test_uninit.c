@@ -36,7 +36,11 @@ static void the_rest_of_the_api_works_before_init(void **state) {
     assert_int_equal(p.retries, 0);
     assert_int_equal(p.http_status, 0);
     assert_int_equal(p.platform_code, 0);
+    assert_int_equal(p.resumed_from, 0);
+    assert_int_equal(p.state_saves, 0);
     fota_get_progress(NULL);
+    /* No hooks to forget a resume record with. */
+    assert_int_equal(fota_state_discard(), FOTA_ERR_INVALID_ARG);
     assert_string_equal(fota_result_str(FOTA_OK), "FOTA_OK");
     assert_int_equal(fota_result_libfota(FOTA_NO_UPDATE), 4);
 }

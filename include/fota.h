@@ -106,11 +106,6 @@
 // Most response header lines parsed (more → `Error::Response`).
 #define MAX_HEADERS 32
 
-// Longest `ETag` / `Last-Modified` value kept for `If-Range` (a SHA-512 hex
-// ETag with quotes is 130 bytes). A longer one cannot prove a
-// continuation: the download then restarts from byte 0 after a drop.
-#define FOTA_VALIDATOR_MAX 256
-
 // `ih_magic` of an MCUboot image header.
 #define IMAGE_MAGIC 2532554813
 
@@ -169,6 +164,14 @@
 // Pause between two `done()` polls while the flash reports busy.
 #define FOTA_DONE_POLL_MS 10
 
+// Default bytes between two state saves (`fota_opts_t.state_interval` 0).
+#define FOTA_DEFAULT_STATE_INTERVAL (64 * 1024)
+
+// Longest `ETag` / `Last-Modified` value kept for `If-Range` (a SHA-512 hex
+// ETag with quotes is 130 bytes). A longer one cannot prove a
+// continuation: the download then restarts from byte 0 after a drop.
+#define FOTA_VALIDATOR_MAX 256
+
 // Most objects accepted in one PEM input (CA certificates in `server_cert`).
 #define FOTA_TLS_MAX_CAS 4
 
@@ -219,6 +222,10 @@
 
 // The cloud platform refused; its code is in `fota_progress_t.platform_code`.
 #define FOTA_ERR_PLATFORM 15
+
+// Longest record: the bytes a state slot must hold (a record with an
+// `ETag` of n bytes takes 88 + n).
+#define FOTA_STATE_RECORD_MAX 344
 
 #if !defined(FOTA_TLS_4K_RECORDS)
 // Bytes of the TLS record read buffer: a whole record must fit (16 KiB of
@@ -282,8 +289,10 @@ typedef struct fota_storage_t {
   void *param1;
 } fota_storage_t;
 
-// Flash hooks: the update area. One image at a time: `init`, `write`s in
-// order without gaps, `done` until finished, then `end` exactly once.
+// Flash hooks: the update area. One image at a time: `init` (or `reopen`),
+// `write`s in order without gaps, `done` until finished, then `end` exactly
+// once; with the state hooks, a request that fails in a way a later one may
+// cure leaves the image without `end`, for the next request's `reopen`.
 typedef struct fota_flash_ops_t {
   // Passed as the first argument of every hook.
   void *ctx;
@@ -302,7 +311,9 @@ typedef struct fota_flash_ops_t {
   int32_t (*done)(void *ctx);
   // Required. `commit` true: every byte arrived and every check passed, mark
   // the new image for the bootloader. False: discard it. Called exactly once
-  // after every successful `init`. Returns: >= 0 ok, < 0 failed.
+  // after every successful `init` or `reopen` that kept bytes, except when
+  // a failure left the image for a later request (see `reopen`).
+  // Returns: >= 0 ok, < 0 failed.
   int32_t (*end)(void *ctx, bool commit);
   // Write granularity in bytes: 0 for any, else a power of two up to 4096.
   uint32_t write_granularity;
@@ -313,8 +324,47 @@ typedef struct fota_flash_ops_t {
   // mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
   // instead of a bad image at boot. Costs one read of the image; the
   // reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
-  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+  // Right after a `reopen` that kept bytes, fota also reads those back
+  // (when a check needs the image's digest) to rebuild the digest.
+  // Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`; after `reopen`: the
+  // kept part is discarded and the image starts from byte 0).
   int32_t (*read)(void *ctx, uint32_t offset, uint8_t *buf, size_t len);
+  // Optional, with `state_load` and `state_save` (all three NULL: a
+  // download never outlives its request). Takes up an image an earlier
+  // request (before a reboot, or earlier in this boot) left in the area
+  // instead of `init`: fota calls it before any traffic when a resume
+  // record of the same request names `image_len` bytes of which the
+  // first `offset` were written. Keep the first bytes that are intact
+  // (at least `offset` when they are; a file system may know that more
+  // are) and make the rest writable again (erase it). Never claim bytes
+  // that `end` discarded or committed: after `end` the area holds nothing
+  // to take up. The area may still be open from a request in this boot
+  // that failed and kept its record: close what is open first.
+  // Returns: the bytes kept, a multiple of `write_granularity` below
+  // `image_len` (fota continues writing there; then `done` and `end`
+  // exactly once, as after `init`); 0: nothing kept (fota forgets the
+  // record and starts from byte 0 with `init`, no `end` for this call);
+  // < 0: failed (the same). Any other value: fota calls `end(false)` and
+  // starts from byte 0. Maps to LuatOS: `luat_fota_init()` with the area
+  // kept (a platform whose init always erases cannot resume: leave these
+  // hooks NULL).
+  int32_t (*reopen)(void *ctx,
+                    const struct fota_storage_t *storage,
+                    uint32_t image_len,
+                    uint32_t offset);
+  // Optional (see `reopen`). Copies state slot `slot` (0 or 1) into
+  // `buf` (`len` is `FOTA_STATE_RECORD_MAX`). Returns: the bytes copied
+  // (0 = empty slot), < 0 failed (read as empty). Whatever a torn save
+  // left is fine: fota checks each record's CRC.
+  int32_t (*state_load)(void *ctx, uint32_t slot, uint8_t *buf, size_t len);
+  // Optional (see `reopen`). Replaces state slot `slot` (0 or 1) with the
+  // `len` bytes of `buf` (at most `FOTA_STATE_RECORD_MAX`). The two slots
+  // must not share an erase unit: fota writes only the slot that does not
+  // hold the newest record, so a power loss during the save leaves the
+  // other one intact. Returns: >= 0 ok, and the bytes must be durable
+  // then (a later `state_load` returns them after a power loss); < 0
+  // failed (the download goes on; the older record stays).
+  int32_t (*state_save)(void *ctx, uint32_t slot, const uint8_t *buf, size_t len);
 } fota_flash_ops_t;
 
 // System hooks.
@@ -440,7 +490,6 @@ typedef struct fota_opts_t {
   // redirect is `FOTA_ERR_TLS`, because the image would arrive without
   // any authentication of the server).
   bool allow_insecure_redirect;
-  // Optional progress callback.
   // MCUboot signing key: an ECDSA P-256 public key, PEM (`PUBLIC KEY`)
   // or DER SubjectPublicKeyInfo (`imgtool getpub --encoding pem`), of
   // `image_key_len` bytes. NULL: images need not be signed. With a key,
@@ -466,9 +515,18 @@ typedef struct fota_opts_t {
   // With `image_key`: the device's current security counter; the image's
   // `SEC_CNT` TLV must be present and not lower. 0: not checked.
   uint32_t security_counter;
+  // Optional progress callback.
   fota_progress_cb_t progress_cb;
   // Passed to `progress_cb`.
   void *progress_user;
+  // With the flash state hooks: image bytes between two saves of the
+  // resume record (0: `FOTA_DEFAULT_STATE_INTERVAL`, 64 KiB). A record
+  // is also saved when a request fails in a way a later one may cure
+  // (connection, timeout, abort). Each save writes one slot of at most
+  // `FOTA_STATE_RECORD_MAX` bytes: a 4 MiB image costs 64 saves by
+  // default; after a power loss at most this many bytes are fetched
+  // again (fewer when `reopen` keeps more).
+  uint32_t state_interval;
 } fota_opts_t;
 
 // Called exactly once per `fota_request()` with its result code.
@@ -491,6 +549,13 @@ typedef struct fota_progress_t {
   // After `FOTA_ERR_VERIFY`: which check refused the image
   // (`FOTA_VERIFY_*`); `FOTA_VERIFY_NONE` otherwise.
   uint32_t verify_reason;
+  // The byte the request took the image up from, after a resume record
+  // left by an earlier request (e.g. before a reboot); 0 when it started
+  // from byte 0.
+  uint32_t resumed_from;
+  // State saves (resume records and the tombstones that forget them)
+  // of the last request, once it ended.
+  uint32_t state_saves;
 } fota_progress_t;
 
 #ifdef __cplusplus
@@ -549,6 +614,16 @@ void fota_abort(void);
 // # Safety
 // `out` is NULL or points to writable memory for a `fota_progress_t`.
 void fota_get_progress(struct fota_progress_t *out);
+
+// Forgets the resume record in the flash state slots, if there is one: the
+// next `fota_request()` starts from byte 0. Call it when the image a record
+// may name is no longer wanted (new firmware installed by other means, a
+// user asking for a fresh start). Does not touch the update area (the next
+// `init` prepares it).
+// Returns: `FOTA_OK` (also without state hooks: nothing to forget);
+// `FOTA_ERR_FLASH` when neither slot took the tombstone; `FOTA_ERR_BUSY`
+// while a request runs; `FOTA_ERR_INVALID_ARG` before `fota_init()`.
+int32_t fota_state_discard(void);
 
 // The name of a result code (`"FOTA_OK"`, `"FOTA_ERR_CONNECT"`, ...), or
 // `"FOTA_ERR_UNKNOWN"`. The string is static and NUL-terminated.

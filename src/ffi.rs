@@ -12,7 +12,7 @@ use core::ptr;
 use crate::hooks::{Clock, Flash, Level, Received, Stream, System, Transport};
 use crate::options::{
     Options, TlsOptions, FOTA_DEFAULT_IDLE_TIMEOUT_MS, FOTA_DEFAULT_MAX_RETRIES,
-    FOTA_DEFAULT_RETRY_DELAY_MS, FOTA_DEFAULT_TIMEOUT_MS,
+    FOTA_DEFAULT_RETRY_DELAY_MS, FOTA_DEFAULT_STATE_INTERVAL, FOTA_DEFAULT_TIMEOUT_MS,
 };
 use crate::result::{self, Error, FOTA_ERR_BUSY, FOTA_ERR_INVALID_ARG, FOTA_OK};
 use crate::session::{self, Workspace};
@@ -143,8 +143,10 @@ pub struct fota_storage_t {
     pub param1: *mut c_void,
 }
 
-/// Flash hooks: the update area. One image at a time: `init`, `write`s in
-/// order without gaps, `done` until finished, then `end` exactly once.
+/// Flash hooks: the update area. One image at a time: `init` (or `reopen`),
+/// `write`s in order without gaps, `done` until finished, then `end` exactly
+/// once; with the state hooks, a request that fails in a way a later one may
+/// cure leaves the image without `end`, for the next request's `reopen`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct fota_flash_ops_t {
@@ -173,7 +175,9 @@ pub struct fota_flash_ops_t {
     pub done: Option<unsafe extern "C" fn(ctx: *mut c_void) -> i32>,
     /// Required. `commit` true: every byte arrived and every check passed, mark
     /// the new image for the bootloader. False: discard it. Called exactly once
-    /// after every successful `init`. Returns: >= 0 ok, < 0 failed.
+    /// after every successful `init` or `reopen` that kept bytes, except when
+    /// a failure left the image for a later request (see `reopen`).
+    /// Returns: >= 0 ok, < 0 failed.
     pub end: Option<unsafe extern "C" fn(ctx: *mut c_void, commit: bool) -> i32>,
     /// Write granularity in bytes: 0 for any, else a power of two up to 4096.
     pub write_granularity: u32,
@@ -184,9 +188,55 @@ pub struct fota_flash_ops_t {
     /// mis-programs is `FOTA_ERR_VERIFY` (reason `FOTA_VERIFY_READBACK`)
     /// instead of a bad image at boot. Costs one read of the image; the
     /// reads use the receive buffer (at most `FOTA_RX_BUF` bytes each).
-    /// Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`).
+    /// Right after a `reopen` that kept bytes, fota also reads those back
+    /// (when a check needs the image's digest) to rebuild the digest.
+    /// Returns: >= 0 ok, < 0 failed (`FOTA_ERR_FLASH`; after `reopen`: the
+    /// kept part is discarded and the image starts from byte 0).
     pub read: Option<
         unsafe extern "C" fn(ctx: *mut c_void, offset: u32, buf: *mut u8, len: usize) -> i32,
+    >,
+    /// Optional, with `state_load` and `state_save` (all three NULL: a
+    /// download never outlives its request). Takes up an image an earlier
+    /// request (before a reboot, or earlier in this boot) left in the area
+    /// instead of `init`: fota calls it before any traffic when a resume
+    /// record of the same request names `image_len` bytes of which the
+    /// first `offset` were written. Keep the first bytes that are intact
+    /// (at least `offset` when they are; a file system may know that more
+    /// are) and make the rest writable again (erase it). Never claim bytes
+    /// that `end` discarded or committed: after `end` the area holds nothing
+    /// to take up. The area may still be open from a request in this boot
+    /// that failed and kept its record: close what is open first.
+    /// Returns: the bytes kept, a multiple of `write_granularity` below
+    /// `image_len` (fota continues writing there; then `done` and `end`
+    /// exactly once, as after `init`); 0: nothing kept (fota forgets the
+    /// record and starts from byte 0 with `init`, no `end` for this call);
+    /// < 0: failed (the same). Any other value: fota calls `end(false)` and
+    /// starts from byte 0. Maps to LuatOS: `luat_fota_init()` with the area
+    /// kept (a platform whose init always erases cannot resume: leave these
+    /// hooks NULL).
+    pub reopen: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            storage: *const fota_storage_t,
+            image_len: u32,
+            offset: u32,
+        ) -> i32,
+    >,
+    /// Optional (see `reopen`). Copies state slot `slot` (0 or 1) into
+    /// `buf` (`len` is `FOTA_STATE_RECORD_MAX`). Returns: the bytes copied
+    /// (0 = empty slot), < 0 failed (read as empty). Whatever a torn save
+    /// left is fine: fota checks each record's CRC.
+    pub state_load:
+        Option<unsafe extern "C" fn(ctx: *mut c_void, slot: u32, buf: *mut u8, len: usize) -> i32>,
+    /// Optional (see `reopen`). Replaces state slot `slot` (0 or 1) with the
+    /// `len` bytes of `buf` (at most `FOTA_STATE_RECORD_MAX`). The two slots
+    /// must not share an erase unit: fota writes only the slot that does not
+    /// hold the newest record, so a power loss during the save leaves the
+    /// other one intact. Returns: >= 0 ok, and the bytes must be durable
+    /// then (a later `state_load` returns them after a power loss); < 0
+    /// failed (the download goes on; the older record stays).
+    pub state_save: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, slot: u32, buf: *const u8, len: usize) -> i32,
     >,
 }
 
@@ -251,6 +301,13 @@ pub struct fota_progress_t {
     /// After `FOTA_ERR_VERIFY`: which check refused the image
     /// (`FOTA_VERIFY_*`); `FOTA_VERIFY_NONE` otherwise.
     pub verify_reason: u32,
+    /// The byte the request took the image up from, after a resume record
+    /// left by an earlier request (e.g. before a reboot); 0 when it started
+    /// from byte 0.
+    pub resumed_from: u32,
+    /// State saves (resume records and the tombstones that forget them)
+    /// of the last request, once it ended.
+    pub state_saves: u32,
 }
 
 /// Called exactly once per `fota_request()` with its result code.
@@ -345,7 +402,6 @@ pub struct fota_opts_t {
     /// redirect is `FOTA_ERR_TLS`, because the image would arrive without
     /// any authentication of the server).
     pub allow_insecure_redirect: bool,
-    /// Optional progress callback.
     /// MCUboot signing key: an ECDSA P-256 public key, PEM (`PUBLIC KEY`)
     /// or DER SubjectPublicKeyInfo (`imgtool getpub --encoding pem`), of
     /// `image_key_len` bytes. NULL: images need not be signed. With a key,
@@ -371,9 +427,18 @@ pub struct fota_opts_t {
     /// With `image_key`: the device's current security counter; the image's
     /// `SEC_CNT` TLV must be present and not lower. 0: not checked.
     pub security_counter: u32,
+    /// Optional progress callback.
     pub progress_cb: fota_progress_cb_t,
     /// Passed to `progress_cb`.
     pub progress_user: *mut c_void,
+    /// With the flash state hooks: image bytes between two saves of the
+    /// resume record (0: `FOTA_DEFAULT_STATE_INTERVAL`, 64 KiB). A record
+    /// is also saved when a request fails in a way a later one may cure
+    /// (connection, timeout, abort). Each save writes one slot of at most
+    /// `FOTA_STATE_RECORD_MAX` bytes: a 4 MiB image costs 64 saves by
+    /// default; after a power loss at most this many bytes are fetched
+    /// again (fewer when `reopen` keeps more).
+    pub state_interval: u32,
 }
 
 /// The hook tables, once checked. The pointers are the C caller's; fota only
@@ -476,6 +541,7 @@ pub unsafe extern "C" fn fota_opts_init(opts: *mut fota_opts_t) {
         security_counter: 0,
         progress_cb: None,
         progress_user: ptr::null_mut(),
+        state_interval: FOTA_DEFAULT_STATE_INTERVAL,
     };
     // SAFETY: non-NULL and, per fota.h, points to a writable fota_opts_t.
     unsafe { opts.write(defaults) };
@@ -555,9 +621,39 @@ pub unsafe extern "C" fn fota_get_progress(out: *mut fota_progress_t) {
         http_status: s.http_status,
         platform_code: s.platform_code,
         verify_reason: s.verify_reason,
+        resumed_from: s.resumed_from,
+        state_saves: s.state_saves,
     };
     // SAFETY: non-NULL and, per fota.h, points to a writable fota_progress_t.
     unsafe { out.write(progress) };
+}
+
+/// Forgets the resume record in the flash state slots, if there is one: the
+/// next `fota_request()` starts from byte 0. Call it when the image a record
+/// may name is no longer wanted (new firmware installed by other means, a
+/// user asking for a fresh start). Does not touch the update area (the next
+/// `init` prepares it).
+/// Returns: `FOTA_OK` (also without state hooks: nothing to forget);
+/// `FOTA_ERR_FLASH` when neither slot took the tombstone; `FOTA_ERR_BUSY`
+/// while a request runs; `FOTA_ERR_INVALID_ARG` before `fota_init()`.
+#[no_mangle]
+pub extern "C" fn fota_state_discard() -> i32 {
+    let Some(_request) = WORKSPACE.try_lock() else {
+        return FOTA_ERR_BUSY;
+    };
+    let Some(platform) = *PLATFORM.lock() else {
+        return FOTA_ERR_INVALID_ARG;
+    };
+    let mut flash = CFlash {
+        ops: platform.0.flash,
+        storage: fota_storage_t {
+            address: 0,
+            max_len: 0,
+            path: ptr::null(),
+            param1: ptr::null_mut(),
+        },
+    };
+    result::code(crate::image::discard_record(&mut flash))
 }
 
 /// The name of a result code (`"FOTA_OK"`, `"FOTA_ERR_CONNECT"`, ...), or
@@ -618,6 +714,7 @@ unsafe fn request(
         image_len: opts.image_len,
         allow_downgrade: opts.allow_downgrade,
         security_counter: opts.security_counter,
+        state_interval: nonzero_or(opts.state_interval, FOTA_DEFAULT_STATE_INTERVAL),
         tls: TlsOptions {
             server_cert: unsafe { bytes(opts.server_cert, opts.server_cert_len) }?,
             client_cert: unsafe { bytes(opts.client_cert, opts.client_cert_len) }?,
@@ -816,6 +913,33 @@ impl Flash for CFlash {
         let read = self.ops.read.ok_or(Error::Flash)?;
         // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
         flash_status(unsafe { read(self.ops.ctx, offset, buf.as_mut_ptr(), buf.len()) })
+    }
+
+    fn can_persist(&self) -> bool {
+        self.ops.reopen.is_some() && self.ops.state_load.is_some() && self.ops.state_save.is_some()
+    }
+
+    fn reopen(&mut self, image_len: u32, offset: u32) -> Result<u32, Error> {
+        let reopen = self.ops.reopen.ok_or(Error::Flash)?;
+        // SAFETY: `storage` lives in `self` for the whole call.
+        let kept = unsafe { reopen(self.ops.ctx, &self.storage, image_len, offset) };
+        u32::try_from(kept).map_err(|_| Error::Flash)
+    }
+
+    fn state_load(&mut self, slot: u32, buf: &mut [u8]) -> Result<usize, Error> {
+        let load = self.ops.state_load.ok_or(Error::Flash)?;
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        let n = unsafe { load(self.ops.ctx, slot, buf.as_mut_ptr(), buf.len()) };
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= buf.len())
+            .ok_or(Error::Flash)
+    }
+
+    fn state_save(&mut self, slot: u32, data: &[u8]) -> Result<(), Error> {
+        let save = self.ops.state_save.ok_or(Error::Flash)?;
+        // SAFETY: `data` is valid for `data.len()` bytes during the call.
+        flash_status(unsafe { save(self.ops.ctx, slot, data.as_ptr(), data.len()) })
     }
 }
 

@@ -69,6 +69,26 @@ pub trait Flash {
     fn read(&mut self, _offset: u32, _buf: &mut [u8]) -> Result<(), Error> {
         Err(Error::Flash)
     }
+    /// Whether a download can continue after a reboot: the platform gave
+    /// [`Flash::reopen`] and the state slots.
+    fn can_persist(&self) -> bool {
+        false
+    }
+    /// Takes up an image left by an earlier request (or boot) instead of
+    /// `init`: keeps its first bytes, at least `offset` of them when they are
+    /// intact. Returns how many it keeps (0: none, start with `init`).
+    fn reopen(&mut self, _image_len: u32, _offset: u32) -> Result<u32, Error> {
+        Err(Error::Flash)
+    }
+    /// Reads state slot `slot` (0 or 1) into `buf`; returns the bytes read
+    /// (0: empty).
+    fn state_load(&mut self, _slot: u32, _buf: &mut [u8]) -> Result<usize, Error> {
+        Err(Error::Flash)
+    }
+    /// Replaces state slot `slot` with `data`, durably when it returns.
+    fn state_save(&mut self, _slot: u32, _data: &[u8]) -> Result<(), Error> {
+        Err(Error::Flash)
+    }
 }
 
 /// Log levels, as passed to the log hook.

@@ -7,7 +7,7 @@
 //! sizes fixed at build time.
 //!
 //! Imports run downwards: `hooks`, `result` <- `url`, `http`, `options`,
-//! `status`, `timer` <- `image`, `tls` <- `session` <- `ffi`.
+//! `status`, `timer`, `resume` <- `image`, `tls` <- `session` <- `ffi`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 
@@ -21,6 +21,7 @@ pub mod mcuboot;
 pub mod options;
 pub mod pem;
 pub mod result;
+pub mod resume;
 pub mod session;
 pub mod status;
 mod timer;

@@ -37,6 +37,12 @@ pub const FOTA_RETRY_DELAY_MAX_MS: u32 = 30_000;
 pub const FOTA_IDLE_POLL_MS: u32 = 10;
 /// Pause between two `done()` polls while the flash reports busy.
 pub const FOTA_DONE_POLL_MS: u32 = 10;
+/// Default bytes between two state saves (`fota_opts_t.state_interval` 0).
+pub const FOTA_DEFAULT_STATE_INTERVAL: u32 = 64 * 1024;
+/// Longest `ETag` / `Last-Modified` value kept for `If-Range` (a SHA-512 hex
+/// ETag with quotes is 130 bytes). A longer one cannot prove a
+/// continuation: the download then restarts from byte 0 after a drop.
+pub const FOTA_VALIDATOR_MAX: usize = 256;
 
 /// The TLS options of a request (from `fota_opts_t`); used for https.
 #[derive(Clone, Copy, Debug, Default)]
@@ -101,6 +107,8 @@ pub struct Options<'a> {
     pub allow_downgrade: bool,
     /// The current security counter (0: not checked).
     pub security_counter: u32,
+    /// Image bytes between two saves of the resume record (with state hooks).
+    pub state_interval: u32,
 }
 
 impl Default for Options<'_> {
@@ -128,6 +136,7 @@ impl Default for Options<'_> {
             image_len: 0,
             allow_downgrade: false,
             security_counter: 0,
+            state_interval: FOTA_DEFAULT_STATE_INTERVAL,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::line::Line;
 use crate::mcuboot::HEADER_LEN;
 use crate::options::{Options, FOTA_RETRY_DELAY_MAX_MS, FOTA_RX_BUF, FOTA_WRITE_GRANULARITY_MAX};
 use crate::result::Error;
+use crate::resume;
 use crate::status::{State, Status};
 use crate::timer::Timer;
 #[cfg(feature = "tls")]
@@ -78,10 +79,21 @@ pub fn run<T: Transport, F: Flash, C: Clock, S: System>(
             };
             let outcome = session.request(net, ws);
             if let Err(e) = outcome {
-                // The image is incomplete or failed a check: never leave it marked good.
-                session.image.discard();
-                session.ended(e);
+                // The image is incomplete or failed a check: never leave it
+                // marked good. After a failure a later request may cure,
+                // the resume record keeps it for that request instead.
+                let curable = retryable(e) || e == Error::Aborted;
+                let kept = if curable {
+                    session.image.suspend()
+                } else {
+                    None
+                };
+                if kept.is_none() {
+                    session.image.discard();
+                }
+                session.ended(e, kept);
             }
+            session.status.set_state_saves(session.image.saves());
             outcome
         }
     };
@@ -220,6 +232,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         let mut secure = Secure(core::marker::PhantomData);
         let (mut current, mut spare) = (first, second);
         let mut url_len = url::compose(current, self.opts.url, &self.opts.params)?.len();
+        self.resume(current.get(..url_len).unwrap_or_default(), rx)?;
         let mut redirects_left = self.opts.max_redirects;
         // The scheme of the URL that redirected here (None: the caller's URL).
         let mut redirected_from = None;
@@ -316,6 +329,31 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
             self.status.set_state(State::WaitingRetry);
             self.timer.sleep(pause)?;
         }
+    }
+
+    /// Takes up the image a record in the state slots describes, when it
+    /// belongs to this request (`url`: the composed URL). Not inlined: the
+    /// request id's hasher lives only while this runs, before any traffic.
+    #[inline(never)]
+    fn resume(&mut self, url: &[u8], rx: &mut [u8]) -> Result<(), Error> {
+        if !self.image.persistent() {
+            return Ok(());
+        }
+        let url = core::str::from_utf8(url).unwrap_or_default();
+        let id = resume::request_id(self.opts.method, url, self.opts.image_sha256);
+        let interval = self.opts.state_interval.max(1);
+        let Some(from) = self.image.resume(id, interval, self.timer, rx)? else {
+            return Ok(());
+        };
+        self.status.set_image(self.image.total());
+        self.status.set_written(from);
+        self.status.set_resumed_from(from);
+        let mut line = Line::from("resumed at byte ");
+        line.push_num(from);
+        line.push(" of ");
+        line.push_num(self.image.total());
+        self.log(Level::Info, &line);
+        Ok(())
     }
 
     /// One connection: connect, exchange, close.
@@ -738,8 +776,8 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
     }
 
     /// Reports how the request failed: the check that refused the image, if
-    /// one did, and the result.
-    fn ended(&mut self, e: Error) {
+    /// one did, the result, and where a resume record keeps the image.
+    fn ended(&mut self, e: Error, kept: Option<u32>) {
         let refused = self.image.refused();
         if e == Error::Verify {
             self.status.set_verify_reason(refused as u32);
@@ -749,6 +787,10 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         }
         let mut line = Line::from("request ended: ");
         line.push(crate::result::name(e as i32).to_str().unwrap_or_default());
+        if let Some(offset) = kept {
+            line.push("; kept for a resume at byte ");
+            line.push_num(offset);
+        }
         self.log(Level::Warn, &line);
     }
 

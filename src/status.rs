@@ -24,6 +24,8 @@ pub struct Status {
     http_status: AtomicU32,
     platform_code: AtomicI32,
     verify_reason: AtomicU32,
+    resumed_from: AtomicU32,
+    state_saves: AtomicU32,
     abort: AtomicBool,
     running: AtomicBool,
 }
@@ -38,6 +40,10 @@ pub struct Snapshot {
     pub http_status: u32,
     pub platform_code: i32,
     pub verify_reason: u32,
+    /// Where the image was taken up from a resume record (0: it was not).
+    pub resumed_from: u32,
+    /// Resume records (and tombstones) saved by the request.
+    pub state_saves: u32,
 }
 
 impl Status {
@@ -51,6 +57,8 @@ impl Status {
             http_status: AtomicU32::new(0),
             platform_code: AtomicI32::new(0),
             verify_reason: AtomicU32::new(0),
+            resumed_from: AtomicU32::new(0),
+            state_saves: AtomicU32::new(0),
             abort: AtomicBool::new(false),
             running: AtomicBool::new(false),
         }
@@ -66,6 +74,8 @@ impl Status {
             http_status: self.http_status.load(Ordering::Relaxed),
             platform_code: self.platform_code.load(Ordering::Relaxed),
             verify_reason: self.verify_reason.load(Ordering::Relaxed),
+            resumed_from: self.resumed_from.load(Ordering::Relaxed),
+            state_saves: self.state_saves.load(Ordering::Relaxed),
         }
     }
 
@@ -84,6 +94,8 @@ impl Status {
         self.http_status.store(0, Ordering::Relaxed);
         self.platform_code.store(0, Ordering::Relaxed);
         self.verify_reason.store(0, Ordering::Relaxed);
+        self.resumed_from.store(0, Ordering::Relaxed);
+        self.state_saves.store(0, Ordering::Relaxed);
         self.set_state(State::Idle);
         self.running.store(true, Ordering::Release);
     }
@@ -122,6 +134,14 @@ impl Status {
 
     pub(crate) fn set_verify_reason(&self, reason: u32) {
         self.verify_reason.store(reason, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_resumed_from(&self, offset: u32) {
+        self.resumed_from.store(offset, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_state_saves(&self, saves: u32) {
+        self.state_saves.store(saves, Ordering::Relaxed);
     }
 
     pub(crate) fn set_platform_code(&self, code: i32) {

@@ -228,6 +228,17 @@ impl Verification {
         }
     }
 
+    /// Whether the bytes are hashed (a check, the server's digest or the
+    /// read-back needs their SHA-256).
+    pub(crate) fn hashes(&self) -> bool {
+        self.hasher.is_some()
+    }
+
+    /// The server's `Repr-Digest: sha-256` from the first response.
+    pub(crate) fn server_digest(&self) -> Option<[u8; 32]> {
+        self.server_digest
+    }
+
     /// Whether a continuation's `Repr-Digest` (`None`: none) describes the
     /// same representation as the first response's.
     pub(crate) fn same_digest(&self, digest: Option<[u8; 32]>) -> bool {

@@ -255,9 +255,24 @@ int32_t link_start(struct test_config *cfg) {
         case 'w': cfg->retry_delay_ms = u; break;
         case 'i': cfg->idle_timeout_ms = u; break;
         case 'x': cfg->timeout_ms = u; break;
+        case 'k': cfg->image_key = v; cfg->image_key_len = len; break;
+        case 'h': cfg->image_sha256 = v; break;
+        case 'v': cfg->version = (const char *)v; break;
+        case 'a': cfg->allow_downgrade = u != 0; break;
+        case 's': cfg->security_counter = u; break;
+        case 'b': cfg->read_back = u != 0; break;
+        case 'e': cfg->expect_reason = u; break;
+        case 'f': cfg->stuck_bit_at = u; break;
+        case 'p': cfg->state_interval = u; break;
+        case 'g': cfg->chip_path = (const char *)v; break;
         default: fail("link: unknown configuration tag"); return -1;
         }
-        if ((tag == 'u' || tag == 'd') && (len == 0 || v[len - 1] != '\0')) {
+        if (tag == 'h' && len != 32) {
+            fail("link: expected SHA-256 not 32 bytes");
+            return -1;
+        }
+        if ((tag == 'u' || tag == 'd' || tag == 'v' || tag == 'g') &&
+            (len == 0 || v[len - 1] != '\0')) {
             fail("link: configuration string without NUL");
             return -1;
         }

@@ -3,13 +3,20 @@
  * which opens the TCP connections to real servers. One request per run:
  *
  *   1. HELLO: the bridge answers with the test's configuration (URL, CA,
- *      expected result and image length, retries, where to dump the image);
+ *      expected result and image length, retries, where to dump the image,
+ *      the image key, version and security counter of verified images,
+ *      whether the NOR model gives fota its read hook);
  *   2. fota_request() into the NOR flash model (nor.c), time and random
  *      bytes from the bridge, on a painted stack;
- *   3. checks (result, callback once, NOR contract, commit only when the
- *      image is complete, nothing committed otherwise) and a REPORT line;
+ *   3. checks (result, verify_reason, callback once, NOR contract, commit
+ *      only when the image is complete and was read back, nothing committed
+ *      otherwise) and a REPORT line;
  *   4. the committed image is written to a host file over semihosting, for
  *      the test to compare byte for byte with what the server served.
+ *
+ * With a state interval in the configuration, fota also gets the resume
+ * hooks and the NOR chip is taken as QEMU loaded it: the host carries it
+ * from a run whose power it cut to the next (tests/qemu.py, case resume).
  *
  * Exit code (SYS_EXIT_EXTENDED): 0 when every check passed, 1 when one
  * failed, 2 when the link to the bridge failed before the request, 101-106
@@ -111,7 +118,6 @@ static void field(const char *name, uint32_t v) {
 
 int main(void) {
     clock_init();
-    nor_reset();
     struct test_config cfg;
     if (link_start(&cfg) != 0) {
         sh_puts("FAIL: ");
@@ -119,10 +125,17 @@ int main(void) {
         sh_puts("\n");
         return 2;
     }
+    bool resumable = cfg.state_interval != 0;
+    if (resumable && nor_chip_address() != NOR_CHIP_ADDRESS) {
+        sh_puts("FAIL: the NOR chip is not where the host loads and saves it\n");
+        return 1;
+    }
+    nor_reset(resumable);
+    nor_stuck_bit(cfg.stuck_bit_at != 0 ? cfg.stuck_bit_at - 1 : NOR_NO_FAULT);
 
     fota_platform_t p = {
         .net = link_net_ops,
-        .flash = nor_flash_ops,
+        .flash = nor_flash_ops(cfg.read_back, resumable),
         .sys = {.ctx = NULL, .now_ms = sys_now_ms, .sleep_ms = sys_sleep_ms, .random = sys_random,
                 .unix_time = sys_unix_time, .log = sys_log, .fatal = sys_fatal},
     };
@@ -148,6 +161,13 @@ int main(void) {
     if (cfg.timeout_ms != 0) {
         opts.timeout_ms = cfg.timeout_ms;
     }
+    opts.image_key = cfg.image_key;
+    opts.image_key_len = cfg.image_key_len;
+    opts.image_sha256 = cfg.image_sha256;
+    opts.version = cfg.version;
+    opts.allow_downgrade = cfg.allow_downgrade;
+    opts.security_counter = cfg.security_counter;
+    opts.state_interval = cfg.state_interval;
     sh_puts("fota-fw: ");
     sh_puts(cfg.url);
     sh_puts("\n");
@@ -170,18 +190,33 @@ int main(void) {
     check(callback_calls == 1 && callback_result == result, "callback not called exactly once with the result");
     check(link_error()[0] == '\0', link_error());
     check(nor->error[0] == '\0', nor->error);
-    check(nor->ends == nor->inits, "flash end() not called exactly once per init()");
+    check(nor->ends == nor->inits + nor->reopens,
+          "flash end() not called exactly once per init() or reopen() that kept bytes");
+    check(progress.verify_reason == cfg.expect_reason, "unexpected verify_reason");
     bool committed = nor->commits == 1;
     if (result == FOTA_OK) {
         check(committed, "image not committed exactly once");
         check(progress.bytes_written == cfg.expect_len, "bytes written differ from the image length");
-        check(nor->bytes_programmed == progress.bytes_written, "bytes programmed differ from bytes written");
+        /* After a resume: the kept bytes were read back first (to rebuild
+         * the digest), and only the rest was programmed in this run. */
+        uint32_t kept = progress.resumed_from;
+        check(kept == 0 || nor->reopens == 1, "resumed without a reopen that kept bytes");
+        check(nor->bytes_programmed == progress.bytes_written - kept,
+              "bytes programmed differ from bytes written");
+        check(!cfg.read_back || nor->bytes_read == progress.bytes_written + kept,
+              "the read-back did not read the whole image");
     } else {
         check(nor->commits == 0, "flash committed although the request failed");
     }
     if (committed && cfg.dump_path != NULL) {
         check(sh_write_file(cfg.dump_path, nor_area(), progress.bytes_written) == 0,
               "could not write the image to the host file");
+    }
+    if (cfg.chip_path != NULL) {
+        /* Powered off cleanly: the flash as it is, for the next run. */
+        check(sh_write_file(cfg.chip_path, (const uint8_t *)(uintptr_t)nor_chip_address(),
+                            NOR_CHIP_SIZE) == 0,
+              "could not write the NOR chip to the host file");
     }
 
     /* One line for the tests and scripts/firmware-figures.sh. fota_ticks:
@@ -194,15 +229,21 @@ int main(void) {
     field("programmed", nor->bytes_programmed);
     field("writes", nor->writes);
     field("inits", nor->inits);
+    field("erased", nor->erased_sectors);
+    field("read", nor->bytes_read);
     field("commits", nor->commits);
     field("retries", progress.retries);
     field("status", progress.http_status);
+    field("reason", progress.verify_reason);
     field("stack", fota_stack);
     field("stack_total", peak);
     field("stack_size", stack_size());
     field("ms", (uint32_t)(ticks / (CLOCK_HZ / 1000u)));
     field("fota_ticks", (uint32_t)(ticks - hooks));
     field("frames", link_frames());
+    field("resumed", progress.resumed_from);
+    field("saves", progress.state_saves);
+    field("reopens", nor->reopens);
     sh_puts(ok ? " PASS\n" : " FAIL\n");
     return ok ? 0 : 1;
 }

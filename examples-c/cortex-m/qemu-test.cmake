@@ -4,8 +4,8 @@
 # <build>/examples-c/cortex-m-fw: the test cortex_m_fw_build does that, as
 # the fixture of the cases, which run tests/qemu.py (label "qemu"; each
 # starts its servers, the host bridge and qemu-system-arm under timeout).
-# Exit 77 (skipped) without the cross compiler, qemu-system-arm, nginx or
-# openssl.
+# Exit 77 (skipped) without the cross compiler, qemu-system-arm, nginx,
+# openssl or (case signed) imgtool.
 find_program(FOTA_BASH bash)
 find_package(Python3 COMPONENTS Interpreter)
 if(FOTA_BASH AND Python3_Interpreter_FOUND)
@@ -26,7 +26,7 @@ if(FOTA_BASH AND Python3_Interpreter_FOUND)
   if(FOTA_QEMU_OPENSSL)
     list(APPEND _tools --openssl "${FOTA_QEMU_OPENSSL}")
   endif()
-  foreach(_case http https faults)
+  foreach(_case http https faults signed resume)
     add_test(NAME cortex_m_qemu_${_case}
              COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/tests/qemu.py"
                      --fw "${_fw_dir}/fota-fw.elf" --case ${_case} ${_tools})

@@ -11,12 +11,18 @@
  *
  * Without a path (fota-posix --discard) the hooks accept every byte and
  * keep none: the benchmarks use it to measure the client without a disk.
+ *
+ * With --state FILE, fota's resume record lives in FILE.0 and FILE.1 (each
+ * written to a temporary file, fsync'd and renamed over the old one, then
+ * the directory fsync'd), and reopen() keeps OUT.part after a kill: the next
+ * run continues the download where the file ends.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +40,18 @@ int posix_flash_setup(posix_flash_t *flash, const char *path)
     flash->part_path = NULL;
     flash->written = 0;
     flash->trace = false;
+    flash->state_path = NULL;
+    flash->state_saves = 0;
+    flash->crash_point[0] = '\0';
+    flash->crash_n = 0;
+    flash->dones = flash->ends = 0;
+    const char *crash = getenv("FOTA_POSIX_CRASH");
+    const char *colon = crash != NULL ? strchr(crash, ':') : NULL;
+    if (colon != NULL && (size_t)(colon - crash) < sizeof flash->crash_point) {
+        memcpy(flash->crash_point, crash, (size_t)(colon - crash));
+        flash->crash_point[colon - crash] = '\0';
+        flash->crash_n = strtoul(colon + 1, NULL, 10);
+    }
     if (path == NULL) {
         return 0;
     }
@@ -55,6 +73,41 @@ void posix_flash_cleanup(posix_flash_t *flash)
     }
     free(flash->part_path);
     flash->part_path = NULL;
+}
+
+void posix_crash_check(posix_flash_t *flash, const char *point, unsigned long count)
+{
+    if (flash->crash_n != 0 && count >= flash->crash_n && strcmp(flash->crash_point, point) == 0) {
+        fprintf(stderr, "crash: SIGKILL at %s %lu (received %llu bytes)\n", point, count,
+                (unsigned long long)posix_net_received);
+        raise(SIGKILL);
+    }
+}
+
+/* Whether the test-only power loss is due at this `point`, `count` being
+   the image bytes written (or done/end calls); the hook then does half of
+   its work first. */
+static bool crash_due(const posix_flash_t *flash, const char *point, unsigned long count)
+{
+    return flash->crash_n != 0 && count >= flash->crash_n && strcmp(flash->crash_point, point) == 0;
+}
+
+/* Writes all of `len` bytes at `at`; 0 ok, -1 failed. */
+static int pwrite_all(int fd, const uint8_t *data, size_t len, off_t at)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, data, len, at);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+        at += n;
+    }
+    return 0;
 }
 
 /* Makes a finished rename durable: fsync the directory that holds `path`. */
@@ -123,6 +176,11 @@ static int32_t flash_write(void *ctx, uint32_t offset, const uint8_t *data, size
     if (flash->fd < 0 || offset != flash->written) {
         return -1; /* fota writes in order, without gaps */
     }
+    if (crash_due(flash, "write", offset)) {
+        /* A kill in the middle of a write: half of it reaches the file. */
+        (void)pwrite_all(flash->fd, data, len / 2, (off_t)offset);
+        posix_crash_check(flash, "write", offset);
+    }
     while (len > 0) {
         ssize_t n = write(flash->fd, data, len);
         if (n < 0 && errno == EINTR) {
@@ -155,6 +213,7 @@ static int32_t flash_done(void *ctx)
     if (flash->fd < 0) {
         return -1;
     }
+    posix_crash_check(flash, "done", ++flash->dones);
     return fsync(flash->fd) == 0 ? 0 : -1;
 }
 
@@ -179,6 +238,9 @@ static int32_t flash_end(void *ctx, bool commit)
             ret = -1;
         }
         flash->fd = -1;
+    }
+    if (commit) {
+        posix_crash_check(flash, "end", ++flash->ends);
     }
     if (commit && ret == 0) {
         if (rename(flash->part_path, flash->path) != 0) {
@@ -223,6 +285,133 @@ static int32_t flash_read(void *ctx, uint32_t offset, uint8_t *buf, size_t len)
     return 0;
 }
 
+/*
+ * reopen hook (optional, with the state hooks).
+ * Contract: takes up the image an earlier request left instead of init:
+ * keeps the first bytes that are intact (at least `offset` when they are),
+ * makes the rest writable again; returns the bytes kept (a multiple of
+ * write_granularity below image_len), 0 for none (fota then calls init),
+ * < 0 failed. Never claims bytes that end() discarded or committed.
+ *
+ * Here: OUT.part holds exactly the bytes whose writes returned (each write
+ * goes to the file at once, and end() deletes or renames it), so its length
+ * is what is kept, up to image_len - 1; the file is cut there. After a kill
+ * that is exact (the page cache survives the process); after a real power
+ * loss a file system may keep a length whose data never reached the disk,
+ * which only a digest check (--sha256, --image-key) catches.
+ */
+static int32_t flash_reopen(void *ctx, const fota_storage_t *storage, uint32_t image_len,
+                            uint32_t offset)
+{
+    posix_flash_t *flash = ctx;
+    (void)storage;
+    if (flash->fd >= 0) { /* left open by a request that kept its record */
+        close(flash->fd);
+    }
+    flash->fd = open(flash->part_path, O_RDWR);
+    if (flash->fd < 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    (void)fcntl(flash->fd, F_SETFD, FD_CLOEXEC);
+    struct stat st;
+    if (fstat(flash->fd, &st) != 0 || image_len == 0) {
+        return -1;
+    }
+    uint64_t kept = (uint64_t)st.st_size;
+    kept = kept < image_len ? kept : image_len - 1u;
+    if (ftruncate(flash->fd, (off_t)kept) != 0 || lseek(flash->fd, (off_t)kept, SEEK_SET) < 0) {
+        return -1;
+    }
+    flash->written = (uint32_t)kept;
+    if (flash->trace) {
+        fprintf(stderr, "flash: reopen (%lu bytes, record at %lu, kept %lu)\n",
+                (unsigned long)image_len, (unsigned long)offset, (unsigned long)kept);
+    }
+    return (int32_t)kept;
+}
+
+/* FILE.<slot> (and FILE.<slot>.tmp with `tmp`) into `out`. */
+static int slot_path(const posix_flash_t *flash, uint32_t slot, bool tmp, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s.%lu%s", flash->state_path, (unsigned long)slot, tmp ? ".tmp" : "");
+    return n > 0 && (size_t)n < size && slot < 2 ? 0 : -1;
+}
+
+/*
+ * state_load hook (optional, with reopen).
+ * Contract: copies state slot `slot` (0 or 1) into `buf`; returns the bytes
+ * copied, 0 for an empty slot, < 0 failed. fota checks the record's CRC.
+ *
+ * Here: reads FILE.<slot>; a missing file is an empty slot.
+ */
+static int32_t flash_state_load(void *ctx, uint32_t slot, uint8_t *buf, size_t len)
+{
+    posix_flash_t *flash = ctx;
+    char path[4096];
+    if (slot_path(flash, slot, false, path, sizeof path) != 0) {
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    return (int32_t)got;
+}
+
+/*
+ * state_save hook (optional, with reopen).
+ * Contract: replaces slot `slot` with `len` bytes; durable when it returns
+ * >= 0; a save cut short must not harm the other slot.
+ *
+ * Here: FILE.<slot>.tmp is written and fsync'd, renamed over FILE.<slot>,
+ * and the directory fsync'd: a kill at any moment leaves the old or the new
+ * slot whole.
+ */
+static int32_t flash_state_save(void *ctx, uint32_t slot, const uint8_t *buf, size_t len)
+{
+    posix_flash_t *flash = ctx;
+    char path[4096], tmp[4096];
+    if (slot_path(flash, slot, false, path, sizeof path) != 0 ||
+        slot_path(flash, slot, true, tmp, sizeof tmp) != 0) {
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -1;
+    }
+    unsigned long n = flash->state_saves + 1;
+    if (crash_due(flash, "save", flash->written)) {
+        (void)pwrite_all(fd, buf, len / 2, 0); /* killed in the middle of the save */
+        posix_crash_check(flash, "save", flash->written);
+    }
+    int ok = pwrite_all(fd, buf, len, 0) == 0 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        (void)unlink(tmp);
+        return -1;
+    }
+    posix_crash_check(flash, "rename", flash->written);
+    sync_parent_dir(path);
+    flash->state_saves = n;
+    if (flash->trace) {
+        fprintf(stderr, "flash: state save %lu (slot %lu, %lu bytes)\n", n, (unsigned long)slot,
+                (unsigned long)len);
+    }
+    return 0;
+}
+
 void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back)
 {
     /* Nothing to read back when the bytes are dropped (--discard). */
@@ -233,4 +422,8 @@ void posix_flash_ops(fota_flash_ops_t *ops, posix_flash_t *flash, bool read_back
     ops->done = flash_done;
     ops->end = flash_end;
     ops->write_granularity = 0; /* a file takes writes of any size */
+    bool state = flash->state_path != NULL && flash->path != NULL;
+    ops->reopen = state ? flash_reopen : NULL;
+    ops->state_load = state ? flash_state_load : NULL;
+    ops->state_save = state ? flash_state_save : NULL;
 }

@@ -76,6 +76,7 @@ typedef struct {
     uint32_t total;
     uint32_t retries;    /* reconnections so far (fota_get_progress) */
     uint32_t retries_shown; /* retries already announced */
+    posix_flash_t *flash;   /* for the test-only crash point `byte` */
 } progress_t;
 
 static double mb_per_s(uint32_t bytes, uint32_t ms)
@@ -127,6 +128,9 @@ static void progress_print(progress_t *p, uint32_t now)
 static void on_progress(uint32_t written, uint32_t total, void *user)
 {
     progress_t *p = user;
+    /* Test-only: a kill right after a write returned, or right after the
+       last byte (FOTA_POSIX_CRASH=byte:N). */
+    posix_crash_check(p->flash, "byte", written);
     uint32_t now = posix_sys_now_ms(NULL);
     fota_progress_t fp;
     fota_get_progress(&fp);
@@ -297,6 +301,19 @@ static void usage(FILE *out, const char *prog)
         "  --allow-downgrade     accept a signed image older than --version\n"
         "  --security-counter N  the current security counter: a signed image\n"
         "                        needs a SEC_CNT TLV not below N\n"
+        "  --state FILE          keep fota's resume record in FILE.0 / FILE.1: a\n"
+        "                        download cut by a kill or a power loss continues\n"
+        "                        from FILE.part on the next run (same URL, or same\n"
+        "                        --sha256), proved by the server's ETag; prints\n"
+        "                        `state saves: N` and `resumed from: N` on stderr\n"
+        "  --state-interval BYTES\n"
+        "                        image bytes between two saves of the record\n"
+        "                        (default: 65536)\n"
+        "  --discard-state       forget the record first (fota_state_discard):\n"
+        "                        the download starts from byte 0\n"
+        "  --recv-max BYTES      at most this many bytes per receive (default: as\n"
+        "                        many as fota asks for), like a device's small\n"
+        "                        TCP window\n"
         "  --no-readback         do not read the file back before committing\n"
         "                        (by default fota re-reads it and compares)\n"
         "  --verbose             print fota's log to stderr, and after SIGINT/SIGTERM\n"
@@ -374,6 +391,10 @@ typedef struct {
     bool allow_insecure_redirect;
     bool allow_downgrade;
     bool no_readback;
+    bool discard_state;
+    const char *state;
+    uint32_t state_interval;
+    uint32_t recv_max;
     const char *image_key;
     uint8_t sha256[32];
     bool has_sha256;
@@ -432,6 +453,7 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         "--version", "--project-key", "--imei", "--firmware-name",
         "--mac", "--uid", "--port", "--max-redirects", "--method", "--header", "--body-file",
         "--image-key", "--sha256", "--image-len", "--security-counter",
+        "--state", "--state-interval", "--recv-max",
     };
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
@@ -482,6 +504,10 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
         }
         if (strcmp(arg, "--no-readback") == 0) {
             a->no_readback = true;
+            continue;
+        }
+        if (strcmp(arg, "--discard-state") == 0) {
+            a->discard_state = true;
             continue;
         }
         /* --flag VALUE or --flag=VALUE */
@@ -548,6 +574,13 @@ static int parse_args(int argc, char **argv, args_t *a, bool *help)
             a->body_file = value;
         } else if (strcmp(name, "--image-key") == 0) {
             a->image_key = value;
+        } else if (strcmp(name, "--state") == 0) {
+            ok = value[0] != '\0';
+            a->state = value;
+        } else if (strcmp(name, "--state-interval") == 0) {
+            ok = parse_u32(value, &a->state_interval);
+        } else if (strcmp(name, "--recv-max") == 0) {
+            ok = parse_u32(value, &a->recv_max);
         } else if (strcmp(name, "--image-len") == 0) {
             ok = parse_u32(value, &a->image_len);
         } else if (strcmp(name, "--security-counter") == 0) {
@@ -735,6 +768,7 @@ int main(int argc, char **argv)
         .tty = isatty(STDERR_FILENO) == 1,
         .start_ms = posix_sys_now_ms(NULL),
         .last_decile = -1,
+        .flash = &flash,
     };
     progress.last_ms = progress.start_ms;
 
@@ -742,6 +776,8 @@ int main(int argc, char **argv)
     fota_platform_t platform;
     memset(&platform, 0, sizeof platform);
     posix_net_ops(&platform.net);
+    flash.state_path = args.state;
+    posix_net_recv_max = args.recv_max;
     posix_flash_ops(&platform.flash, &flash, !args.no_readback);
     flash.trace = verbose;
     platform.sys.ctx = &progress; /* the sleep hook shows retries */
@@ -798,6 +834,13 @@ int main(int argc, char **argv)
     opts.show_url = verbose && !args.hide_url;
     opts.progress_cb = on_progress;
     opts.progress_user = &progress;
+    opts.state_interval = args.state_interval; /* 0: FOTA_DEFAULT_STATE_INTERVAL */
+    if (args.discard_state) {
+        int32_t discarded = fota_state_discard();
+        if (discarded != FOTA_OK) {
+            fprintf(stderr, "fota-posix: fota_state_discard: %s\n", fota_result_str(discarded));
+        }
+    }
 
     /* Ctrl-C / SIGTERM abort the request cleanly; the handler is reset
        after the first signal. The net and sleep hooks resume their wait
@@ -814,6 +857,13 @@ int main(int argc, char **argv)
     code = args.stack_report ? request_reporting_stack(&opts) : fota_request(on_result, NULL, &opts);
 
     progress_finish(&progress);
+    if (args.state != NULL) {
+        fota_progress_t p;
+        fota_get_progress(&p);
+        fprintf(stderr, "state saves: %lu\nresumed from: %lu\nreceived: %llu bytes\n",
+                flash.state_saves, (unsigned long)p.resumed_from,
+                (unsigned long long)posix_net_received);
+    }
     if (signal_seen && verbose) {
         fprintf(stderr, "abort latency: %.1f ms (signal to result callback, result %ld)\n",
                 elapsed_ms(&signal_at, &result_at), (long)code);

@@ -285,16 +285,23 @@ static int32_t net_send(void *ctx, int32_t sock, const uint8_t *buf, size_t len,
  * the connection in an orderly way, FOTA_NET_WOULD_BLOCK when nothing arrived
  * in time, any other negative value on error (e.g. a reset connection).
  */
+uint64_t posix_net_received;
+size_t posix_net_recv_max;
+
 static int32_t net_recv(void *ctx, int32_t sock, uint8_t *buf, size_t len, uint32_t timeout_ms)
 {
     (void)ctx;
     if (len > INT32_MAX) {
         len = INT32_MAX;
     }
+    if (posix_net_recv_max != 0 && len > posix_net_recv_max) {
+        len = posix_net_recv_max;
+    }
     bool waited = false;
     for (;;) {
         ssize_t n = recv(sock, buf, len, 0);
         if (n >= 0) {
+            posix_net_received += (uint64_t)n;
             return (int32_t)n; /* 0: orderly close */
         }
         if (errno == EINTR) {

@@ -1701,6 +1701,8 @@ fn any_length_past_the_update_area_is_too_large() {
 #[cfg(feature = "signed-images")]
 mod signed;
 
+mod resume;
+
 use crate::verify::Reason;
 use sha2::{Digest, Sha256};
 
