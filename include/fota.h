@@ -439,7 +439,8 @@ typedef struct fota_opts_t {
   const uint8_t *client_cert;
   // Bytes of `client_cert`.
   size_t client_cert_len;
-  // Client private key for https, PEM or DER.
+  // Client private key for https, PEM or DER (SEC1 P-256). A key that is
+  // not the one of `client_cert` is `FOTA_ERR_INVALID_ARG` before any traffic.
   const uint8_t *client_key;
   // Bytes of `client_key`.
   size_t client_key_len;

@@ -351,7 +351,8 @@ pub struct fota_opts_t {
     pub client_cert: *const u8,
     /// Bytes of `client_cert`.
     pub client_cert_len: usize,
-    /// Client private key for https, PEM or DER.
+    /// Client private key for https, PEM or DER (SEC1 P-256). A key that is
+    /// not the one of `client_cert` is `FOTA_ERR_INVALID_ARG` before any traffic.
     pub client_key: *const u8,
     /// Bytes of `client_key`.
     pub client_key_len: usize,

@@ -146,7 +146,11 @@ pub fn load<'a>(opts: &TlsOptions<'_>, store: &'a mut [u8]) -> Result<Credential
                     .and_then(|r| b.get(r.clone()))
                     .ok_or(Error::InvalidArg)
             };
-            creds.client = Some((first(&decoded, certificate)?, first(&decoded_key, key)?));
+            let pair = (first(&decoded, certificate)?, first(&decoded_key, key)?);
+            if !x509::key_pair_matches(pair.0, pair.1) {
+                return Err(Error::InvalidArg);
+            }
+            creds.client = Some(pair);
         }
         _ => return Err(Error::InvalidArg),
     }
@@ -482,13 +486,9 @@ mod tests {
 
     const CA: &[u8] = include_bytes!("../tests/data/ca.pem");
     const SERVER: &[u8] = include_bytes!("../tests/data/server.pem");
-    // An EC P-256 key in SEC1 PEM, made for these tests only.
-    const KEY: &[u8] = b"-----BEGIN EC PRIVATE KEY-----
-MHcCAQEEIBaXmQ4VZ3xrDnVZyZdM+8q5p2Z0kPqkq0mZQqV9L4QhoAoGCCqGSM49
-AwEHoUQDQgAEYtqP0dQ3Vd8zLwQ0Qm5Jb4nS0Qv9x0yqTj4Vq2m9pW3v2dJkqQ4B
-S9q9gQk6C2yqJ8t3pV0m2q1Vx8q3k4p5nQ==
------END EC PRIVATE KEY-----
-";
+    // A self-signed P-256 client certificate and its SEC1 key (test data).
+    const CLIENT: &[u8] = include_bytes!("../tests/data/client.pem");
+    const KEY: &[u8] = include_bytes!("../tests/data/client.key");
 
     fn load_with(opts: TlsOptions<'_>) -> Result<(usize, bool, bool), Error> {
         let mut store = vec![0u8; FOTA_TLS_CERT_BUF];
@@ -511,11 +511,17 @@ S9q9gQk6C2yqJ8t3pV0m2q1Vx8q3k4p5nQ==
         bundle.extend_from_slice(SERVER);
         let opts = TlsOptions {
             server_cert: &bundle,
-            client_cert: SERVER,
+            client_cert: CLIENT,
             client_key: KEY,
             ..TlsOptions::default()
         };
         assert_eq!(load_with(opts), Ok((2, true, true)));
+        // A key that is not the certificate's: refused before any traffic.
+        let mismatched = TlsOptions {
+            client_cert: SERVER,
+            ..opts
+        };
+        assert_eq!(load_with(mismatched), Err(Error::InvalidArg));
     }
 
     #[test]

@@ -710,6 +710,19 @@ fn certificate_verify_digest(transcript_hash: &[u8; 32]) -> [u8; 32] {
         .into()
 }
 
+/// Whether the P-256 private key (DER SEC1) belongs to the certificate
+/// (DER): its public point is the certificate's key. A client certificate
+/// given with another key would fail in the server's check, seen here only
+/// as a reset that races the server's alert; checked before any traffic.
+pub fn key_pair_matches(cert: &[u8], key: &[u8]) -> bool {
+    let signer = sec1_private_key(key).and_then(|k| p256::ecdsa::SigningKey::from_slice(k).ok());
+    let Some(signer) = signer else {
+        return false;
+    };
+    let point = signer.verifying_key().to_encoded_point(false);
+    parse(cert).is_ok_and(|c| c.key_labelled && c.key == point.as_bytes())
+}
+
 /// The private key (32 bytes) of a DER SEC1 `ECPrivateKey` (RFC 5915):
 /// version 1, and when the parameters are present, prime256v1.
 pub fn sec1_private_key(der: &[u8]) -> Option<&[u8]> {
