@@ -43,6 +43,7 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True
+from e2e import Checker
 from servers import Failed, http_server, nginx_server
 
 SKIP = 77
@@ -53,21 +54,15 @@ GRANULARITY = 4096   # allowed per kill on top of 1.05 x the image
 EXTERNAL_RATE = "2m"  # the rate-limited location for kills from outside
 
 
-class Case:
+class Case(Checker):
+    """A Checker (its `expect`) with the state of one kill sequence."""
+
     def __init__(self, fota, workdir):
-        self.fota, self.workdir = fota, workdir
-        self.failures = []
+        super().__init__(fota, workdir, None)
         self.out = os.path.join(workdir, "out.bin")
         self.state = os.path.join(workdir, "state")
         self.runs = self.kills = self.resumed = self.restarted = self.saves = 0
         self.received = 0
-
-    def expect(self, what, ok, detail=""):
-        print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
-        if not ok:
-            self.failures.append(what)
-            if detail:
-                print("     " + detail.rstrip().replace("\n", "\n     "), flush=True)
 
     def run(self, url, crash=None, extra=(), kill_after=None):
         """One fota-posix run; returns (exit code, stderr). `crash`: the
