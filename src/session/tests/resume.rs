@@ -340,17 +340,29 @@ pub(super) fn request(
     server: &mut Server,
     device: &mut Device,
 ) -> (Result<(), Error>, Snapshot) {
+    let (result, snapshot, _) = request_over(o, server, device);
+    (result, snapshot)
+}
+
+/// One request of `device` over any transport: the result, the progress
+/// figures and the log lines.
+fn request_over<T: Transport>(
+    o: &Options<'_>,
+    net: &mut T,
+    device: &mut Device,
+) -> (Result<(), Error>, Snapshot, String) {
     let time: Time = Rc::new(Cell::new(1000));
     let mut sys = FakeSys::new(&time);
     let clock = FakeClock::of(&sys);
     let status: &'static Status = Box::leak(Box::new(Status::new()));
     device.status = Some(status);
     let mut ws = Box::new(Workspace::new());
-    let result = super::super::run(&mut ws, server, device, &clock, &mut sys, status, o);
+    let result = super::super::run(&mut ws, net, device, &clock, &mut sys, status, o);
     if result.is_err() {
         assert!(device.ends.iter().all(|&c| !c), "no commit on failure");
     }
-    (result, status.snapshot())
+    let logs: Vec<String> = sys.logs.iter().map(|l| l.1.clone()).collect();
+    (result, status.snapshot(), logs.join("\n"))
 }
 
 /// The offsets of the live records in the slots, newest first.
@@ -489,34 +501,16 @@ fn a_clean_failure_keeps_the_image_for_the_next_request() {
     // The connection drops at byte 33,333: no save was due yet, but the
     // failure saves one.
     let mut s = Server::new(&img, "\"v1\"");
-    let (r, _) = {
-        // A server that sends only the first 33,333 body bytes.
-        let (mut resp, head) = s.answer("GET / HTTP/1.1\r\n\r\n");
-        resp.truncate(head + 33_333);
-        let time: Time = Rc::new(Cell::new(1000));
-        let mut net = ScriptNet::new(&time, vec![conn(&resp)]);
-        let mut sys = FakeSys::new(&time);
-        let clock = FakeClock::of(&sys);
-        let status = Status::new();
-        let mut ws = Box::new(Workspace::new());
-        let r = super::super::run(
-            &mut ws,
-            &mut net,
-            &mut device,
-            &clock,
-            &mut sys,
-            &status,
-            &o,
-        );
-        let logs = sys
-            .logs
-            .iter()
-            .map(|l| l.1.clone())
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(logs.contains("kept for a resume at byte 33333"), "{logs}");
-        (r, status.snapshot())
-    };
+    // A server that sends only the first 33,333 body bytes.
+    let (mut resp, head) = s.answer("GET / HTTP/1.1\r\n\r\n");
+    resp.truncate(head + 33_333);
+    let time: Time = Rc::new(Cell::new(1000));
+    let (r, _, logs) = request_over(
+        &o,
+        &mut ScriptNet::new(&time, vec![conn(&resp)]),
+        &mut device,
+    );
+    assert!(logs.contains("kept for a resume at byte 33333"), "{logs}");
     assert_eq!(r, Err(Error::Disconnected));
     assert!(
         device.ends.is_empty(),
@@ -703,19 +697,10 @@ fn no_validator_no_record() {
     let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", img.len()).into_bytes();
     resp.extend_from_slice(&img[..30_000]);
     let time: Time = Rc::new(Cell::new(1000));
-    let mut net = ScriptNet::new(&time, vec![conn(&resp)]);
-    let mut sys = FakeSys::new(&time);
-    let clock = FakeClock::of(&sys);
-    let status = Status::new();
-    let mut ws = Box::new(Workspace::new());
-    let r = super::super::run(
-        &mut ws,
-        &mut net,
-        &mut device,
-        &clock,
-        &mut sys,
-        &status,
+    let (r, _, _) = request_over(
         &o,
+        &mut ScriptNet::new(&time, vec![conn(&resp)]),
+        &mut device,
     );
     assert_eq!(r, Err(Error::Disconnected));
     assert_eq!(device.saves, 0, "nothing proves the image: never persisted");
