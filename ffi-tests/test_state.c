@@ -120,6 +120,17 @@ static void script_dropped_200(void) {
 }
 
 /* A first request that ends with the connection: the record keeps the image. */
+/* A request served the whole image at once: it must succeed. */
+static void download_whole_image(void) {
+    mock_script_image(g_img, IMAGE_LEN);
+    fota_opts_t o;
+    opts(&o);
+    mock_cb_t cb;
+    int32_t rc = mock_request(&o, &cb);
+    mock_check(rc, &cb);
+    assert_int_equal(rc, FOTA_OK);
+}
+
 static uint32_t drop_and_reboot(void) {
     script_dropped_200();
     fota_opts_t o;
@@ -181,13 +192,7 @@ static void fota_state_discard_forgets_the_record(void **state) {
     (void)state;
     (void)drop_and_reboot();
     assert_int_equal(fota_state_discard(), FOTA_OK);
-    mock_script_image(g_img, IMAGE_LEN);
-    fota_opts_t o;
-    opts(&o);
-    mock_cb_t cb;
-    int32_t rc = mock_request(&o, &cb);
-    mock_check(rc, &cb);
-    assert_int_equal(rc, FOTA_OK);
+    download_whole_image();
     assert_int_equal(g_state.reopens, 0);
     assert_null(strstr(mock_sent(0), "Range:"));
     /* Nothing to forget: still OK. Without state hooks: OK, nothing done. */
@@ -237,13 +242,7 @@ static void a_load_claiming_too_many_bytes_is_an_empty_slot(void **state) {
     (void)state;
     (void)drop_and_reboot();
     g_state.load_extra = FOTA_STATE_RECORD_MAX + 1;
-    mock_script_image(g_img, IMAGE_LEN);
-    fota_opts_t o;
-    opts(&o);
-    mock_cb_t cb;
-    int32_t rc = mock_request(&o, &cb);
-    mock_check(rc, &cb);
-    assert_int_equal(rc, FOTA_OK);
+    download_whole_image();
     assert_int_equal(g_state.loads, 2);
     assert_int_equal(g_state.reopens, 0);
 }
