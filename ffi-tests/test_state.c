@@ -119,10 +119,8 @@ static void script_dropped_200(void) {
     mock_script(resp, (size_t)h + DROP_AT);
 }
 
-/* A first request that ends with the connection: the record keeps the image. */
-/* A request served the whole image at once: it must succeed. */
-static void download_whole_image(void) {
-    mock_script_image(g_img, IMAGE_LEN);
+/* A request over what is scripted: it must succeed. */
+static void request_ok(void) {
     fota_opts_t o;
     opts(&o);
     mock_cb_t cb;
@@ -131,6 +129,13 @@ static void download_whole_image(void) {
     assert_int_equal(rc, FOTA_OK);
 }
 
+/* A request served the whole image at once: it must succeed. */
+static void download_whole_image(void) {
+    mock_script_image(g_img, IMAGE_LEN);
+    request_ok();
+}
+
+/* A first request that ends with the connection: the record keeps the image. */
 static uint32_t drop_and_reboot(void) {
     script_dropped_200();
     fota_opts_t o;
@@ -158,12 +163,7 @@ static void a_dropped_download_continues_after_a_reboot(void **state) {
     (void)state;
     uint32_t written = drop_and_reboot();
     g_state.script_on_reopen = true;
-    fota_opts_t o;
-    opts(&o);
-    mock_cb_t cb;
-    int32_t rc = mock_request(&o, &cb);
-    mock_check(rc, &cb);
-    assert_int_equal(rc, FOTA_OK);
+    request_ok();
     mock_check_image(g_img, IMAGE_LEN);
     assert_int_equal(g_state.reopens, 1);
     assert_int_equal(g_flash.init_calls, 0);
@@ -179,10 +179,7 @@ static void a_dropped_download_continues_after_a_reboot(void **state) {
     assert_true(mock_log_contains(line));
     /* Committed: the record is a tombstone, the next request starts from 0. */
     reboot();
-    mock_script_image(g_img, IMAGE_LEN);
-    rc = mock_request(&o, &cb);
-    mock_check(rc, &cb);
-    assert_int_equal(rc, FOTA_OK);
+    download_whole_image();
     assert_int_equal(g_state.reopens, 0);
     fota_get_progress(&p);
     assert_int_equal(p.resumed_from, 0);
