@@ -546,7 +546,7 @@ impl<'f, F: Flash> Image<'f, F> {
 
     /// Whether every announced byte arrived (with an unknown length: any).
     /// (`image_len`, when given, is checked with the other checks.)
-    pub(crate) fn complete(&self) -> bool {
+    fn complete(&self) -> bool {
         match self.total {
             0 => self.written > 0,
             total => self.written == total,

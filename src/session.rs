@@ -615,9 +615,7 @@ impl<F: Flash, C: Clock, S: System> Session<'_, F, C, S> {
         }
         self.status.set_state(State::Downloading);
         self.body(stream, rx, head, filled, Sink::Flash)?;
-        if !self.image.complete() {
-            return Err(Error::Response);
-        }
+        // Commit refuses an incomplete image (FOTA_ERR_RESPONSE) itself.
         self.status.set_state(State::Finishing);
         self.image.commit(self.timer, rx).map(|()| Verdict::Done)
     }
